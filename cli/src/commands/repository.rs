@@ -1,0 +1,140 @@
+//! `cairn repository create|connect|status|disconnect`.
+
+use anyhow::{bail, Result};
+use cairn_engine::chunker::ChunkerParams;
+use cairn_engine::format::CreateOptions;
+use cairn_transport::ConnectionConfig;
+
+use super::Context;
+use crate::args::{ConnectArgs, FormatArgs, RepositoryCommand, StorageArgs};
+use crate::config::ClientConfig;
+use crate::{credentials, output};
+
+pub fn run(ctx: &Context, command: RepositoryCommand) -> Result<()> {
+    match command {
+        RepositoryCommand::Create { storage, connect, format } => create(ctx, storage, connect, format),
+        RepositoryCommand::Connect { storage, connect } => connect_existing(ctx, storage, connect),
+        RepositoryCommand::Status { json } => status(ctx, json),
+        RepositoryCommand::Disconnect => disconnect(ctx),
+    }
+}
+
+fn connection(storage: StorageArgs) -> Result<ConnectionConfig> {
+    Ok(match storage {
+        StorageArgs::Filesystem { path } => ConnectionConfig::Filesystem { path: std::path::absolute(&path)? },
+    })
+}
+
+fn save_connection(ctx: &Context, storage: ConnectionConfig, connect: &ConnectArgs, password: &str) -> Result<()> {
+    let config = ClientConfig {
+        storage,
+        username: connect.override_username.clone(),
+        hostname: connect.override_hostname.clone(),
+        persisted_password: connect.persist_credentials,
+    };
+    credentials::forget(&ctx.config_path);
+    config.save(&ctx.config_path)?;
+    if connect.persist_credentials {
+        match credentials::persist(&ctx.config_path, password)? {
+            credentials::Persisted::Keyring => eprintln!("Password stored in the OS keyring."),
+            credentials::Persisted::File(path) => {
+                eprintln!("No OS keyring available; password stored in {} (mode 0600).", path.display())
+            }
+        }
+    }
+    eprintln!("Connected to repository ({}). Config: {}", config.storage.describe(), ctx.config_path.display());
+    Ok(())
+}
+
+fn create(ctx: &Context, storage: StorageArgs, connect: ConnectArgs, format: FormatArgs) -> Result<()> {
+    let storage = connection(storage)?;
+    let password = credentials::new_password(ctx.global.password_file.as_deref())?;
+    if password.is_empty() {
+        bail!("the password must not be empty");
+    }
+    let options = CreateOptions {
+        compression_level: format.compression_level,
+        pack_size: format.pack_size_mib.saturating_mul(1 << 20),
+        chunker: ChunkerParams {
+            min: format.splitter_avg_kib.saturating_mul(256),
+            avg: format.splitter_avg_kib.saturating_mul(1024),
+            max: format.splitter_avg_kib.saturating_mul(4096),
+        },
+    };
+    let repo = storage.create(password.as_bytes(), &options)?;
+    let f = repo.format();
+    eprintln!("Initializing repository with:");
+    eprintln!("  Repository id:    {}", f.repository_id);
+    eprintln!("  Hash:             {}", f.algorithms.hash);
+    eprintln!("  Encryption:       {}", f.algorithms.encryption);
+    eprintln!(
+        "  Splitter:         {} {}/{}/{} bytes",
+        f.algorithms.chunker, f.chunker.min, f.chunker.avg, f.chunker.max
+    );
+    eprintln!("  Compression:      zstd level {}", f.compression_level);
+    eprintln!("  Pack size:        {}", output::bytes(f.pack_size as u64));
+    eprintln!("  Key derivation:   argon2id, {} KiB, {} passes", f.kdf.memory_kib, f.kdf.iterations);
+    save_connection(ctx, storage, &connect, &password)
+}
+
+fn connect_existing(ctx: &Context, storage: StorageArgs, connect: ConnectArgs) -> Result<()> {
+    let storage = connection(storage)?;
+    storage.probe()?;
+    let password = credentials::password(ctx.global.password_file.as_deref(), None, false)?;
+    storage.open(password.as_bytes())?;
+    save_connection(ctx, storage, &connect, &password)
+}
+
+fn status(ctx: &Context, json: bool) -> Result<()> {
+    let (config, repo) = ctx.open()?;
+    let f = repo.format();
+    let snapshots = repo.list_snapshots()?.len();
+    let blobs = repo.storage_summary()?;
+    let count = |c: char| blobs.get(&c).copied().unwrap_or_default();
+    let total_bytes: u64 = blobs.values().map(|(_, b)| b).sum();
+    let index = repo.index();
+    if json {
+        return output::json(&serde_json::json!({
+            "configFile": ctx.config_path,
+            "storage": config.storage,
+            "username": config.username(),
+            "hostname": config.hostname(),
+            "format": f,
+            "snapshots": snapshots,
+            "dataPacks": count('p').0,
+            "metadataPacks": count('q').0,
+            "indexBlobs": count('i').0,
+            "indexEntries": index.len(),
+            "indexBytesPerEntry": cairn_engine::index::ENTRY_BYTES,
+            "storedBytes": total_bytes,
+        }));
+    }
+    println!("Config file:         {}", ctx.config_path.display());
+    println!("Storage:             {}", config.storage.describe());
+    println!("Connected as:        {}@{}", config.username(), config.hostname());
+    println!("Repository id:       {}", f.repository_id);
+    println!("Format version:      {}", f.version);
+    println!("Hash:                {}", f.algorithms.hash);
+    println!("Encryption:          {}", f.algorithms.encryption);
+    println!("Splitter:            {} {}/{}/{}", f.algorithms.chunker, f.chunker.min, f.chunker.avg, f.chunker.max);
+    println!("Compression:         zstd level {}", f.compression_level);
+    println!("Pack size:           {}", output::bytes(f.pack_size as u64));
+    println!("Snapshots:           {snapshots}");
+    println!("Data packs:          {} ({})", count('p').0, output::bytes(count('p').1));
+    println!("Metadata packs:      {} ({})", count('q').0, output::bytes(count('q').1));
+    println!("Index:               {} blobs, {} entries", count('i').0, index.len());
+    println!("Total stored:        {}", output::bytes(total_bytes));
+    Ok(())
+}
+
+fn disconnect(ctx: &Context) -> Result<()> {
+    credentials::forget(&ctx.config_path);
+    match std::fs::remove_file(&ctx.config_path) {
+        Ok(()) => {
+            eprintln!("Disconnected from repository.");
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!("not connected to a repository"),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,50 @@
+//! The `cairn` binary: parses arguments, runs one command, prints one clear line on failure.
+//!
+//! Exit codes: 0 success; 1 error; 2 invalid arguments; 3 finished with some files not backed up or not
+//! restored (the snapshot is recorded and marked incomplete).
+
+mod args;
+mod commands;
+mod config;
+mod credentials;
+mod output;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+use crate::commands::{Context, Incomplete};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(format!(
+        "cairn={0},cairn_engine={0},cairn_transport={0}",
+        cli.global.log_level
+    ))
+    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let message = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
+            eprintln!("ERROR: {message}");
+            if e.downcast_ref::<Incomplete>().is_some() {
+                ExitCode::from(3)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let ctx = Context::new(cli.global)?;
+    match cli.command {
+        Command::Repository(a) => commands::repository::run(&ctx, a.command),
+        Command::Snapshot(a) => commands::snapshot::run(&ctx, a.command),
+        Command::Ls(a) => commands::browse::run(&ctx, a),
+        Command::Restore(a) => commands::restore::run(&ctx, a),
+    }
+}

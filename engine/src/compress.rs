@@ -1,0 +1,118 @@
+//! zstd compression of one chunk, with the raw fallback: a chunk that does not shrink is stored as is.
+
+use std::cell::RefCell;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// How a stored blob's plaintext is compressed. Stored as one byte in pack tables and index entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum Compression {
+    /// Stored as is.
+    None = 0,
+    /// One zstd frame.
+    Zstd = 1,
+}
+
+impl Compression {
+    /// Decodes the stored byte.
+    pub fn from_byte(b: u8) -> Result<Self> {
+        match b {
+            0 => Ok(Compression::None),
+            1 => Ok(Compression::Zstd),
+            other => Err(Error::corrupt("blob entry", format!("unknown compression {other}"))),
+        }
+    }
+}
+
+/// The zstd levels Cairn offers.
+pub const LEVELS: std::ops::RangeInclusive<i32> = 1..=19;
+
+/// The largest plaintext any stored blob may claim, so a damaged entry cannot make a reader allocate
+/// without bound.
+pub const MAX_RAW_LEN: usize = 64 << 20;
+
+thread_local! {
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+/// Compresses `data` at `level` into `out` (cleared first) and returns [`Compression::Zstd`], or returns
+/// [`Compression::None`] (leaving `out` empty) when compression would not save anything. `level` 0 means
+/// no compression.
+pub fn compress_into(level: i32, data: &[u8], out: &mut Vec<u8>) -> Compression {
+    out.clear();
+    if level == 0 || data.len() < 64 {
+        return Compression::None;
+    }
+    // Room for one byte less than the input: if zstd needs more, the chunk does not compress.
+    out.resize(data.len() - 1, 0);
+    let written = COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().map(|(l, _)| *l) != Some(level) {
+            *slot = zstd::bulk::Compressor::new(level).ok().map(|c| (level, c));
+        }
+        let (_, compressor) = slot.as_mut()?;
+        compressor.compress_to_buffer(data, out.as_mut_slice()).ok()
+    });
+    match written {
+        Some(n) => {
+            out.truncate(n);
+            Compression::Zstd
+        }
+        None => {
+            out.clear();
+            Compression::None
+        }
+    }
+}
+
+/// Restores a blob's plaintext, which must be exactly `raw_len` bytes.
+pub fn decompress(kind: Compression, data: &[u8], raw_len: usize, what: &str) -> Result<Vec<u8>> {
+    if raw_len > MAX_RAW_LEN {
+        return Err(Error::corrupt(what, format!("claims {raw_len} bytes, above the limit")));
+    }
+    let out = match kind {
+        Compression::None => data.to_vec(),
+        Compression::Zstd => DECOMPRESSOR.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(
+                    zstd::bulk::Decompressor::new().map_err(|e| Error::corrupt(what, format!("zstd context: {e}")))?,
+                );
+            }
+            let decompressor = slot.as_mut().expect("set above");
+            let mut out = Vec::with_capacity(raw_len);
+            decompressor
+                .decompress_to_buffer(data, &mut out)
+                .map_err(|e| Error::corrupt(what, format!("zstd: {e}")))?;
+            Ok::<_, Error>(out)
+        })?,
+    };
+    if out.len() != raw_len {
+        return Err(Error::corrupt(what, format!("{} bytes after decompression, expected {raw_len}", out.len())));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compresses_text_and_keeps_random_raw() {
+        let text = b"the quick brown fox jumps over the lazy dog ".repeat(1000);
+        let mut out = Vec::new();
+        assert_eq!(compress_into(3, &text, &mut out), Compression::Zstd);
+        assert!(out.len() < text.len() / 10);
+        assert_eq!(decompress(Compression::Zstd, &out, text.len(), "t").unwrap(), text);
+        let mut noise = vec![0u8; 100_000];
+        blake3::Hasher::new().update(b"seed").finalize_xof().fill(&mut noise);
+        assert_eq!(compress_into(3, &noise, &mut out), Compression::None);
+        assert!(out.is_empty());
+        assert!(decompress(Compression::Zstd, &[1, 2, 3], 10, "t").is_err());
+        assert!(decompress(Compression::None, &[1, 2, 3], 4, "t").is_err());
+    }
+}

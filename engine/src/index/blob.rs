@@ -1,0 +1,113 @@
+//! The index blob codec. Plaintext: version (1) · pack count (u32 LE) · packs [class (1) · pack id (16)] ·
+//! entry count (u32 LE) · entries [content id (32) · pack ordinal · offset · stored length · raw length
+//! (u32 LE each) · compression (1)]. Sealed with the metadata key, bound to the blob's name.
+
+use crate::compress::Compression;
+use crate::crypto::aead;
+use crate::crypto::keys::{BlobClass, KeySet};
+use crate::error::{Error, Result};
+use crate::ids::{ContentId, IndexId, PackId};
+use crate::pack::PackEntry;
+
+const VERSION: u8 = 1;
+const PACK_LEN: usize = 17;
+const ENTRY_LEN: usize = 32 + 16 + 1;
+
+/// One index entry as read from an index blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexRecord {
+    pub class: BlobClass,
+    pub pack: PackId,
+    pub entry: PackEntry,
+}
+
+/// The storage name of an index blob.
+pub fn index_name(id: &IndexId) -> String {
+    format!("i{id}")
+}
+
+fn aad(name: &str) -> Vec<u8> {
+    let mut aad = b"cairn-index-v1\0".to_vec();
+    aad.extend_from_slice(name.as_bytes());
+    aad
+}
+
+/// Encodes and seals the entries of some packs as the index blob `name`.
+pub fn encode_index_blob(keys: &KeySet, name: &str, packs: &[(BlobClass, PackId, Vec<PackEntry>)]) -> Vec<u8> {
+    let total: usize = packs.iter().map(|(_, _, e)| e.len()).sum();
+    let mut plain = Vec::with_capacity(9 + packs.len() * PACK_LEN + total * ENTRY_LEN);
+    plain.push(VERSION);
+    plain.extend_from_slice(&(packs.len() as u32).to_le_bytes());
+    for (class, id, _) in packs {
+        plain.push(class.to_byte());
+        plain.extend_from_slice(id.as_bytes());
+    }
+    plain.extend_from_slice(&(total as u32).to_le_bytes());
+    for (ordinal, (_, _, entries)) in packs.iter().enumerate() {
+        for e in entries {
+            plain.extend_from_slice(e.id.as_bytes());
+            for v in [ordinal as u32, e.offset, e.stored_len, e.raw_len] {
+                plain.extend_from_slice(&v.to_le_bytes());
+            }
+            plain.push(e.compression as u8);
+        }
+    }
+    aead::seal(keys.metadata_key(), &aad(name), &plain)
+}
+
+/// Opens and parses the index blob `name`.
+pub fn decode_index_blob(keys: &KeySet, name: &str, sealed: &[u8]) -> Result<Vec<IndexRecord>> {
+    let what = format!("index blob {name}");
+    let plain = aead::open(keys.metadata_key(), &aad(name), sealed, &what)?;
+    parse(&plain).map_err(|detail| Error::corrupt(what, detail))
+}
+
+fn take<'a>(buf: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
+    if buf.len() < n {
+        return Err("truncated".into());
+    }
+    let (head, rest) = buf.split_at(n);
+    *buf = rest;
+    Ok(head)
+}
+
+fn u32_of(b: &[u8]) -> u32 {
+    u32::from_le_bytes(b.try_into().expect("4 bytes"))
+}
+
+fn parse(mut buf: &[u8]) -> Result<Vec<IndexRecord>, String> {
+    if take(&mut buf, 1)?[0] != VERSION {
+        return Err("unknown index version".into());
+    }
+    let pack_count = u32_of(take(&mut buf, 4)?) as usize;
+    if pack_count > buf.len() / PACK_LEN {
+        return Err("pack count exceeds blob".into());
+    }
+    let mut packs = Vec::with_capacity(pack_count);
+    for _ in 0..pack_count {
+        let raw = take(&mut buf, PACK_LEN)?;
+        let class = BlobClass::from_byte(raw[0]).map_err(|e| e.to_string())?;
+        packs.push((class, PackId::from_slice(&raw[1..]).expect("16 bytes")));
+    }
+    let count = u32_of(take(&mut buf, 4)?) as usize;
+    if buf.len() != count * ENTRY_LEN {
+        return Err("entry count does not match blob length".into());
+    }
+    let mut out = Vec::with_capacity(count);
+    for raw in buf.chunks_exact(ENTRY_LEN) {
+        let ordinal = u32_of(&raw[32..36]) as usize;
+        let (class, pack) = *packs.get(ordinal).ok_or("entry names a pack the blob does not list")?;
+        out.push(IndexRecord {
+            class,
+            pack,
+            entry: PackEntry {
+                id: ContentId::from_slice(&raw[..32]).expect("32 bytes"),
+                offset: u32_of(&raw[36..40]),
+                stored_len: u32_of(&raw[40..44]),
+                raw_len: u32_of(&raw[44..48]),
+                compression: Compression::from_byte(raw[48]).map_err(|e| e.to_string())?,
+            },
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,172 @@
+//! The in-memory index: a sorted vector of fixed-size entries ([`ENTRY_BYTES`] bytes each, no per-entry
+//! allocation), searched by binary search, plus a small hash map for blobs added since it was loaded.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use super::IndexRecord;
+use crate::compress::Compression;
+use crate::crypto::keys::BlobClass;
+use crate::ids::{ContentId, PackId};
+use crate::pack::{pack_name, PackEntry};
+
+/// One compact entry: the content id and where its blob is.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+struct Slot {
+    id: [u8; 32],
+    pack: u32,
+    offset: u32,
+    stored_len: u32,
+    raw_len: u32,
+    compression: Compression,
+}
+
+/// Bytes per loaded index entry.
+pub const ENTRY_BYTES: usize = std::mem::size_of::<Slot>();
+
+/// Where a content blob is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    pub class: BlobClass,
+    pub pack: PackId,
+    pub offset: u32,
+    pub stored_len: u32,
+    pub raw_len: u32,
+    pub compression: Compression,
+}
+
+impl Location {
+    /// The storage name of the pack holding the blob.
+    pub fn pack_name(&self) -> String {
+        pack_name(self.class, &self.pack)
+    }
+}
+
+/// Every known content blob.
+#[derive(Default)]
+pub struct Index {
+    packs: Vec<(BlobClass, PackId)>,
+    pack_ordinals: HashMap<PackId, u32>,
+    sorted: Vec<Slot>,
+    /// Blobs of packs written since loading; few, so kept uncompacted.
+    recent: RwLock<HashMap<ContentId, Location>>,
+}
+
+impl Index {
+    /// Builds the index from records (from any number of index blobs; duplicates are fine).
+    pub fn from_records(records: impl IntoIterator<Item = IndexRecord>) -> Self {
+        let mut index = Index::default();
+        for r in records {
+            let slot = index.slot(r.class, r.pack, &r.entry);
+            index.sorted.push(slot);
+        }
+        index.sorted.sort_unstable_by_key(|s| s.id);
+        index.sorted.dedup_by(|a, b| a.id == b.id);
+        index.sorted.shrink_to_fit();
+        index
+    }
+
+    fn slot(&mut self, class: BlobClass, pack: PackId, e: &PackEntry) -> Slot {
+        let next = self.packs.len() as u32;
+        let ordinal = *self.pack_ordinals.entry(pack).or_insert_with(|| {
+            self.packs.push((class, pack));
+            next
+        });
+        Slot {
+            id: e.id.0,
+            pack: ordinal,
+            offset: e.offset,
+            stored_len: e.stored_len,
+            raw_len: e.raw_len,
+            compression: e.compression,
+        }
+    }
+
+    /// Adds the entries of a pack just written.
+    pub fn insert_pack(&self, class: BlobClass, pack: PackId, entries: &[PackEntry]) {
+        let mut recent = self.recent.write().unwrap_or_else(|p| p.into_inner());
+        for e in entries {
+            recent.insert(
+                e.id,
+                Location {
+                    class,
+                    pack,
+                    offset: e.offset,
+                    stored_len: e.stored_len,
+                    raw_len: e.raw_len,
+                    compression: e.compression,
+                },
+            );
+        }
+    }
+
+    fn find_sorted(&self, id: &ContentId) -> Option<&Slot> {
+        self.sorted.binary_search_by(|s| s.id.cmp(&id.0)).ok().map(|i| &self.sorted[i])
+    }
+
+    fn recent(&self) -> std::sync::RwLockReadGuard<'_, HashMap<ContentId, Location>> {
+        self.recent.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// True when the blob is stored.
+    pub fn contains(&self, id: &ContentId) -> bool {
+        self.find_sorted(id).is_some() || self.recent().contains_key(id)
+    }
+
+    /// Where the blob is stored.
+    pub fn get(&self, id: &ContentId) -> Option<Location> {
+        let Some(s) = self.find_sorted(id) else { return self.recent().get(id).cloned() };
+        let (class, pack) = self.packs[s.pack as usize];
+        Some(Location {
+            class,
+            pack,
+            offset: s.offset,
+            stored_len: s.stored_len,
+            raw_len: s.raw_len,
+            compression: s.compression,
+        })
+    }
+
+    /// Number of distinct blobs.
+    pub fn len(&self) -> usize {
+        self.sorted.len() + self.recent().len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of packs referenced.
+    pub fn pack_count(&self) -> usize {
+        self.packs.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_is_compact_and_lookups_work() {
+        const { assert!(ENTRY_BYTES <= 56) };
+        let pack = PackId::random();
+        let entries: Vec<PackEntry> = (0..1000u32)
+            .map(|i| PackEntry {
+                id: ContentId(*blake3::hash(&i.to_le_bytes()).as_bytes()),
+                offset: 8 + i,
+                stored_len: i,
+                raw_len: i * 2,
+                compression: Compression::None,
+            })
+            .collect();
+        let index =
+            Index::from_records(entries.iter().map(|e| IndexRecord { class: BlobClass::Data, pack, entry: *e }));
+        for e in &entries {
+            let loc = index.get(&e.id).unwrap();
+            assert_eq!((loc.pack, loc.offset, loc.raw_len), (pack, e.offset, e.raw_len));
+        }
+        assert!(!index.contains(&ContentId([0; 32])));
+    }
+}

@@ -1,0 +1,236 @@
+//! Restore: writes a snapshot's folder (or one file) to a local path. Folders are walked in parallel, files
+//! are restored in parallel, and the chunks of a large file are fetched in parallel and written at their
+//! offsets. Every chunk is decrypted and re-hashed before it is written. Metadata (mode, owner when
+//! permitted, mtime) is applied after contents, folders last, so their mtimes stick.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use filetime::FileTime;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::ids::TreeId;
+use crate::repository::Repository;
+use crate::tree::{Node, NodeKind};
+
+/// Counters a progress display polls.
+#[derive(Default, Debug)]
+pub struct RestoreProgress {
+    pub files: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+/// How to restore.
+#[derive(Clone, Debug, Default)]
+pub struct RestoreOptions {
+    /// Replace files that already exist at the target.
+    pub overwrite: bool,
+}
+
+/// What a restore did.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreSummary {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub bytes: u64,
+    /// Entries that could not be restored, as `path: message`.
+    pub errors: Vec<String>,
+    /// FIFOs, sockets and devices, which are not recreated.
+    pub skipped_special: u64,
+}
+
+struct Ctx<'a> {
+    repo: &'a Repository,
+    options: &'a RestoreOptions,
+    progress: &'a RestoreProgress,
+    dirs: AtomicU64,
+    symlinks: AtomicU64,
+    special: AtomicU64,
+    errors: Mutex<Vec<String>>,
+    can_chown: bool,
+    cancel: &'a AtomicBool,
+}
+
+impl Ctx<'_> {
+    fn error(&self, path: &Path, e: impl std::fmt::Display) {
+        tracing::warn!("{}: {e}", path.display());
+        self.errors.lock().unwrap_or_else(|p| p.into_inner()).push(format!("{}: {e}", path.display()));
+    }
+}
+
+/// Restores the folder `tree` into `target` (created if needed), or — when `file` is given — that one file
+/// to `target`.
+pub fn restore(
+    repo: &Repository,
+    tree: Option<TreeId>,
+    file: Option<&Node>,
+    target: &Path,
+    options: &RestoreOptions,
+    progress: &RestoreProgress,
+    cancel: &AtomicBool,
+) -> Result<RestoreSummary> {
+    let ctx = Ctx {
+        repo,
+        options,
+        progress,
+        dirs: AtomicU64::new(0),
+        symlinks: AtomicU64::new(0),
+        special: AtomicU64::new(0),
+        errors: Mutex::new(Vec::new()),
+        // SAFETY: geteuid has no preconditions.
+        can_chown: is_root(),
+        cancel,
+    };
+    match (tree, file) {
+        (Some(tree), _) => {
+            if target.exists()
+                && !options.overwrite
+                && fs::read_dir(target).map_err(|e| Error::local(target, e))?.next().is_some()
+            {
+                return Err(Error::InvalidArgument(format!(
+                    "{} is not empty; restore into an empty folder or pass --overwrite",
+                    target.display()
+                )));
+            }
+            fs::create_dir_all(target).map_err(|e| Error::local(target, e))?;
+            restore_dir(&ctx, &tree, target)?;
+        }
+        (None, Some(node)) => {
+            let path = if target.is_dir() {
+                target.join(std::ffi::OsStr::from_bytes(&node.name))
+            } else {
+                target.to_path_buf()
+            };
+            restore_entry(&ctx, node, &path);
+        }
+        (None, None) => return Err(Error::InvalidArgument("nothing to restore".into())),
+    }
+    if cancel.load(Relaxed) {
+        return Err(Error::Cancelled);
+    }
+    Ok(RestoreSummary {
+        files: progress.files.load(Relaxed),
+        dirs: ctx.dirs.load(Relaxed),
+        symlinks: ctx.symlinks.load(Relaxed),
+        bytes: progress.bytes.load(Relaxed),
+        errors: ctx.errors.into_inner().unwrap_or_else(|p| p.into_inner()),
+        skipped_special: ctx.special.load(Relaxed),
+    })
+}
+
+fn is_root() -> bool {
+    fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
+}
+
+fn restore_dir(ctx: &Ctx<'_>, tree: &TreeId, path: &Path) -> Result<()> {
+    let nodes = ctx.repo.read_tree(tree)?;
+    nodes.par_iter().for_each(|node| {
+        if ctx.cancel.load(Relaxed) {
+            return;
+        }
+        let child = path.join(std::ffi::OsStr::from_bytes(&node.name));
+        restore_entry(ctx, node, &child);
+    });
+    Ok(())
+}
+
+fn restore_entry(ctx: &Ctx<'_>, node: &Node, path: &Path) {
+    let result = match &node.kind {
+        NodeKind::Dir { tree } => (|| {
+            match fs::create_dir(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => {}
+                Err(e) => return Err(Error::local(path, e)),
+            }
+            ctx.dirs.fetch_add(1, Relaxed);
+            restore_dir(ctx, tree, path)?;
+            apply_metadata(ctx, node, path)
+        })(),
+        NodeKind::File { .. } => restore_file(ctx, node, path).and_then(|()| apply_metadata(ctx, node, path)),
+        NodeKind::Symlink { target } => (|| {
+            if ctx.options.overwrite && fs::symlink_metadata(path).is_ok() {
+                fs::remove_file(path).map_err(|e| Error::local(path, e))?;
+            }
+            std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), path).map_err(|e| Error::local(path, e))?;
+            ctx.symlinks.fetch_add(1, Relaxed);
+            apply_metadata(ctx, node, path)
+        })(),
+        NodeKind::Special { .. } => {
+            ctx.special.fetch_add(1, Relaxed);
+            Ok(())
+        }
+    };
+    if let Err(e) = result {
+        ctx.error(path, e);
+    }
+}
+
+fn restore_file(ctx: &Ctx<'_>, node: &Node, path: &Path) -> Result<()> {
+    let NodeKind::File { content } = &node.kind else { unreachable!("called for files") };
+    let chunks = ctx.repo.file_chunks(content)?;
+    let index = ctx.repo.index();
+    let mut offsets = Vec::with_capacity(chunks.len());
+    let mut end = 0u64;
+    for id in &chunks {
+        let loc = index.get(id).ok_or_else(|| Error::NotFound(format!("chunk {id} of {}", path.display())))?;
+        offsets.push(end);
+        end += loc.raw_len as u64;
+    }
+    if end != node.size {
+        return Err(Error::corrupt(
+            format!("file {}", path.display()),
+            format!("chunks hold {end} bytes, entry says {}", node.size),
+        ));
+    }
+    let mut open = OpenOptions::new();
+    open.write(true);
+    if ctx.options.overwrite {
+        open.create(true).truncate(true);
+    } else {
+        open.create_new(true);
+    }
+    let file: File = open.open(path).map_err(|e| Error::local(path, e))?;
+    file.set_len(node.size).map_err(|e| Error::local(path, e))?;
+    let write = |(id, offset): (&crate::ids::ContentId, &u64)| -> Result<()> {
+        if ctx.cancel.load(Relaxed) {
+            return Err(Error::Cancelled);
+        }
+        let data = ctx.repo.read_blob(id)?;
+        file.write_all_at(&data, *offset).map_err(|e| Error::local(path, e))?;
+        ctx.progress.bytes.fetch_add(data.len() as u64, Relaxed);
+        Ok(())
+    };
+    if chunks.len() > 1 {
+        chunks.par_iter().zip(offsets.par_iter()).try_for_each(write)?;
+    } else {
+        chunks.iter().zip(offsets.iter()).try_for_each(write)?;
+    }
+    ctx.progress.files.fetch_add(1, Relaxed);
+    Ok(())
+}
+
+fn apply_metadata(ctx: &Ctx<'_>, node: &Node, path: &Path) -> Result<()> {
+    let mtime = FileTime::from_unix_time(
+        node.mtime_ns.div_euclid(1_000_000_000),
+        node.mtime_ns.rem_euclid(1_000_000_000) as u32,
+    );
+    let is_link = matches!(node.kind, NodeKind::Symlink { .. });
+    if ctx.can_chown {
+        std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid)).map_err(|e| Error::local(path, e))?;
+    }
+    if is_link {
+        filetime::set_symlink_file_times(path, mtime, mtime).map_err(|e| Error::local(path, e))?;
+    } else {
+        fs::set_permissions(path, fs::Permissions::from_mode(node.mode & 0o7777)).map_err(|e| Error::local(path, e))?;
+        filetime::set_file_times(path, mtime, mtime).map_err(|e| Error::local(path, e))?;
+    }
+    Ok(())
+}

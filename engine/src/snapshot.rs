@@ -1,0 +1,138 @@
+//! Snapshot records: small JSON documents sealed with the metadata key under the name `s<id>`. JSON keeps
+//! them readable by future versions (unknown fields are ignored) and maps straight onto `--json` output.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::aead;
+use crate::crypto::keys::KeySet;
+use crate::error::{Error, Result};
+use crate::ids::{SnapshotId, TreeId};
+
+/// Largest snapshot record accepted (its error list is capped well below).
+pub const MAX_SNAPSHOT_BYTES: u64 = 4 << 20;
+/// Most errors recorded in a snapshot; the count is kept in full.
+pub const MAX_RECORDED_ERRORS: usize = 100;
+
+/// Whose data and from where: `user@host:path`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Source {
+    pub host: String,
+    pub user_name: String,
+    pub path: String,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}:{}", self.user_name, self.host, self.path)
+    }
+}
+
+/// Figures of one backup.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotStats {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    /// Bytes of file content in the snapshot.
+    pub bytes: u64,
+    /// Bytes actually read from files (unchanged files are not read).
+    pub bytes_read: u64,
+    /// Files whose content was reused from the parent snapshot without reading.
+    pub files_unchanged: u64,
+    /// Plaintext bytes of chunks that were new to the repository.
+    pub bytes_new: u64,
+    /// Bytes of new chunks after compression and encryption.
+    pub bytes_stored: u64,
+    pub chunks_new: u64,
+    pub chunks_total: u64,
+    /// Files or folders that could not be read and are missing from the snapshot.
+    pub errors: u64,
+}
+
+/// One snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Snapshot {
+    pub id: SnapshotId,
+    pub source: Source,
+    pub start_time: DateTime<Utc>,
+    pub end_time: DateTime<Utc>,
+    pub root: TreeId,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub parent: Option<SnapshotId>,
+    pub stats: SnapshotStats,
+    /// Set when some files could not be read: the snapshot holds everything else.
+    #[serde(default)]
+    pub incomplete: bool,
+    /// The first [`MAX_RECORDED_ERRORS`] errors, as `path: message`.
+    #[serde(default)]
+    pub error_messages: Vec<String>,
+}
+
+/// The storage name of a snapshot.
+pub fn snapshot_name(id: &SnapshotId) -> String {
+    format!("s{id}")
+}
+
+fn aad(name: &str) -> Vec<u8> {
+    let mut aad = b"cairn-snapshot-v1\0".to_vec();
+    aad.extend_from_slice(name.as_bytes());
+    aad
+}
+
+impl Snapshot {
+    /// The sealed record.
+    pub fn seal(&self, keys: &KeySet) -> Vec<u8> {
+        let json = serde_json::to_vec(self).expect("snapshot serialises");
+        aead::seal(keys.metadata_key(), &aad(&snapshot_name(&self.id)), &json)
+    }
+
+    /// Opens the record stored as `name`.
+    pub fn open(keys: &KeySet, name: &str, sealed: &[u8]) -> Result<Self> {
+        let what = format!("snapshot {name}");
+        let json = aead::open(keys.metadata_key(), &aad(name), sealed, &what)?;
+        let snap: Snapshot = serde_json::from_slice(&json).map_err(|e| Error::corrupt(what.clone(), e.to_string()))?;
+        if snapshot_name(&snap.id) != name {
+            return Err(Error::corrupt(what, "record id does not match its name"));
+        }
+        Ok(snap)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::MasterKey;
+
+    #[test]
+    fn round_trip_and_rename_detected() {
+        let keys = MasterKey::generate().derive();
+        let snap = Snapshot {
+            id: SnapshotId::random(),
+            source: Source { host: "h".into(), user_name: "u".into(), path: "/p".into() },
+            start_time: Utc::now(),
+            end_time: Utc::now(),
+            root: crate::ids::ContentId([1; 32]),
+            tags: [("k".to_string(), "v".to_string())].into(),
+            description: "d".into(),
+            parent: None,
+            stats: SnapshotStats { files: 3, ..Default::default() },
+            incomplete: false,
+            error_messages: vec![],
+        };
+        let name = snapshot_name(&snap.id);
+        let sealed = snap.seal(&keys);
+        assert_eq!(Snapshot::open(&keys, &name, &sealed).unwrap(), snap);
+        let other = snapshot_name(&SnapshotId::random());
+        assert!(Snapshot::open(&keys, &other, &sealed).is_err());
+    }
+}

@@ -1,0 +1,82 @@
+//! An in-memory backend, for tests and for benchmarks that must not measure a disk.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use super::{check_range, validate_name, BlobMeta, Storage, StorageError};
+
+/// Blobs in a map behind a mutex. Clones share the same blobs.
+#[derive(Clone, Default)]
+pub struct MemoryStorage {
+    blobs: Arc<Mutex<BTreeMap<String, Arc<Vec<u8>>>>>,
+}
+
+impl MemoryStorage {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn blobs(&self) -> MutexGuard<'_, BTreeMap<String, Arc<Vec<u8>>>> {
+        // A panic while holding the lock cannot leave the map half-updated (each operation is one call).
+        self.blobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Replaces a blob's bytes without the name checks, for tests that damage a repository.
+    pub fn corrupt_with(&self, name: &str, f: impl FnOnce(&mut Vec<u8>)) {
+        let mut blobs = self.blobs();
+        if let Some(blob) = blobs.get_mut(name) {
+            let mut bytes = blob.as_ref().clone();
+            f(&mut bytes);
+            *blob = Arc::new(bytes);
+        }
+    }
+}
+
+impl Storage for MemoryStorage {
+    fn put(&self, name: &str, data: &[u8]) -> Result<(), StorageError> {
+        validate_name(name)?;
+        self.blobs().insert(name.to_string(), Arc::new(data.to_vec()));
+        Ok(())
+    }
+
+    fn get(&self, name: &str) -> Result<Vec<u8>, StorageError> {
+        validate_name(name)?;
+        let blob = self.blobs().get(name).cloned();
+        blob.map(|b| b.as_ref().clone()).ok_or_else(|| StorageError::NotFound(name.to_string()))
+    }
+
+    fn get_range(&self, name: &str, offset: u64, length: u64) -> Result<Vec<u8>, StorageError> {
+        validate_name(name)?;
+        let blob = self.blobs().get(name).cloned().ok_or_else(|| StorageError::NotFound(name.to_string()))?;
+        check_range(name, offset, length, blob.len() as u64)?;
+        Ok(blob[offset as usize..(offset + length) as usize].to_vec())
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<BlobMeta>, StorageError> {
+        Ok(self
+            .blobs()
+            .range(prefix.to_string()..)
+            .take_while(|(name, _)| name.starts_with(prefix))
+            .map(|(name, blob)| BlobMeta { name: name.clone(), size: blob.len() as u64, modified: None })
+            .collect())
+    }
+
+    fn delete(&self, name: &str) -> Result<(), StorageError> {
+        validate_name(name)?;
+        self.blobs().remove(name);
+        Ok(())
+    }
+
+    fn stat(&self, name: &str) -> Result<BlobMeta, StorageError> {
+        validate_name(name)?;
+        let blobs = self.blobs();
+        let blob = blobs.get(name).ok_or_else(|| StorageError::NotFound(name.to_string()))?;
+        Ok(BlobMeta { name: name.to_string(), size: blob.len() as u64, modified: Some(SystemTime::now()) })
+    }
+
+    fn describe(&self) -> String {
+        "in-memory storage".into()
+    }
+}

@@ -1,0 +1,7 @@
+//! How a client reaches a repository. Today that is a storage backend opened directly (standalone mode);
+//! the QUIC repository server and the UI server's HTTPS API will live here too, so the CLI only ever asks
+//! this crate for a connection and never deals with storage or sockets itself.
+
+pub mod connection;
+
+pub use connection::{ConnectionConfig, ConnectionError};
