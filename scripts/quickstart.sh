@@ -2,12 +2,14 @@
 # One command: build Cairn, create an encrypted repository on the local filesystem, back up a folder,
 # back it up again (incremental), list the snapshots, restore the latest one and check it is identical.
 #
-#   scripts/quickstart.sh [FOLDER]       (default: this source tree)
+#   scripts/quickstart.sh [FOLDER]       (default: /usr/share/doc, else this source tree's engine/)
 #
 # Everything it creates lives in a temporary folder that is printed at the end.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-src=$(realpath "${1:-$root}")
+default=/usr/share/doc
+[[ -d $default ]] || default="$root/engine"
+src=$(realpath "${1:-$default}")
 work=$(mktemp -d "${TMPDIR:-/tmp}/cairn-quickstart.XXXXXX")
 
 cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p cairn-cli
