@@ -111,3 +111,37 @@ fn parse(mut buf: &[u8]) -> Result<Vec<IndexRecord>, String> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::crypto::MasterKey;
+
+    proptest! {
+        #[test]
+        fn index_blob_round_trips(packs in proptest::collection::vec((any::<[u8; 16]>(), any::<bool>(), proptest::collection::vec((any::<[u8; 32]>(), any::<u32>(), any::<u32>(), any::<u32>()), 0..20)), 0..5)) {
+            let keys = MasterKey::generate().derive();
+            let packs: Vec<(BlobClass, PackId, Vec<PackEntry>)> = packs.into_iter().map(|(id, meta, entries)| {
+                let class = if meta { BlobClass::Metadata } else { BlobClass::Data };
+                let entries = entries.into_iter().map(|(cid, offset, len, raw)| PackEntry {
+                    id: ContentId(cid), offset, stored_len: len, raw_len: raw, compression: Compression::Zstd,
+                }).collect();
+                (class, PackId(id), entries)
+            }).collect();
+            let sealed = encode_index_blob(&keys, "i00", &packs);
+            let records = decode_index_blob(&keys, "i00", &sealed).unwrap();
+            let expected: Vec<IndexRecord> = packs.iter().flat_map(|(class, pack, entries)| {
+                entries.iter().map(move |e| IndexRecord { class: *class, pack: *pack, entry: *e })
+            }).collect();
+            prop_assert_eq!(records, expected);
+            prop_assert!(decode_index_blob(&keys, "i01", &sealed).is_err());
+        }
+
+        #[test]
+        fn garbage_plaintext_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = parse(&bytes);
+        }
+    }
+}

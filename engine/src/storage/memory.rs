@@ -23,6 +23,12 @@ impl MemoryStorage {
         self.blobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// An independent copy of every blob (clones share blobs; this does not).
+    pub fn deep_copy(&self) -> Self {
+        let blobs = self.blobs().clone();
+        Self { blobs: Arc::new(Mutex::new(blobs)) }
+    }
+
     /// Replaces a blob's bytes without the name checks, for tests that damage a repository.
     pub fn corrupt_with(&self, name: &str, f: impl FnOnce(&mut Vec<u8>)) {
         let mut blobs = self.blobs();
