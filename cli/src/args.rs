@@ -37,6 +37,50 @@ pub enum Command {
     Ls(LsArgs),
     /// Restore a snapshot (or a path inside it) into TARGET
     Restore(RestoreArgs),
+    /// Measure the algorithms Cairn offers on this machine
+    Benchmark(BenchmarkArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchmarkArgs {
+    #[command(subcommand)]
+    pub command: BenchmarkCommand,
+}
+
+#[derive(Subcommand, Debug, Clone, Copy)]
+pub enum BenchmarkCommand {
+    /// Content-defined chunking at each offered average size
+    Splitter(BenchmarkOptions),
+    /// Content-id hashing
+    Hashing(BenchmarkOptions),
+    /// Chunk encryption
+    Encryption(BenchmarkOptions),
+    /// zstd at every offered level: speed and ratio
+    Compression(BenchmarkOptions),
+}
+
+#[derive(Args, Debug, Clone, Copy)]
+pub struct BenchmarkOptions {
+    /// Sample data: text (compressible) or random
+    #[arg(long, value_enum, default_value_t = SampleData::Text)]
+    pub data: SampleData,
+    /// MiB of sample data
+    #[arg(long, default_value_t = 32)]
+    pub size_mib: usize,
+    /// Bytes per block (chunk) for hashing, encryption and compression, in KiB
+    #[arg(long, default_value_t = 512)]
+    pub block_kib: usize,
+    /// Seconds to measure each option
+    #[arg(long, default_value_t = 0.5)]
+    pub seconds: f64,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SampleData {
+    Text,
+    Random,
 }
 
 #[derive(Args, Debug)]

@@ -40,11 +40,15 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Benchmark(a) = &cli.command {
+        return commands::benchmark::run(a.command);
+    }
     let ctx = Context::new(cli.global)?;
     match cli.command {
         Command::Repository(a) => commands::repository::run(&ctx, a.command),
         Command::Snapshot(a) => commands::snapshot::run(&ctx, a.command),
         Command::Ls(a) => commands::browse::run(&ctx, a),
         Command::Restore(a) => commands::restore::run(&ctx, a),
+        Command::Benchmark(_) => unreachable!("handled above"),
     }
 }

@@ -3,6 +3,7 @@
 //! here; `cairn-transport` and `cairn-cli` build on this crate.
 
 pub mod backup;
+pub mod benchmark;
 pub mod chunker;
 pub mod compress;
 pub mod content;

@@ -1,6 +1,7 @@
 //! One module per command group. Each takes parsed arguments, talks to the engine through
 //! `cairn-transport`, and prints results (human text, or JSON with --json).
 
+pub mod benchmark;
 pub mod browse;
 pub mod repository;
 pub mod restore;
