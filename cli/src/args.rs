@@ -207,7 +207,7 @@ pub struct SnapshotCreateArgs {
     #[arg(long)]
     pub parallel: Option<usize>,
     /// MiB of file data in flight between reading and packing (bounds memory)
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 32)]
     pub max_buffer_mib: usize,
 }
 

@@ -47,22 +47,20 @@ pub fn compress_into(level: i32, data: &[u8], out: &mut Vec<u8>) -> Compression 
     if level == 0 || data.len() < 64 {
         return Compression::None;
     }
-    // Room for one byte less than the input: if zstd needs more, the chunk does not compress.
-    out.resize(data.len() - 1, 0);
+    // zstd writes into the vector's spare capacity and fails when it runs out, so a chunk that does not
+    // shrink costs at most one attempt and no zero-filling.
+    out.reserve(data.len());
     let written = COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.as_ref().map(|(l, _)| *l) != Some(level) {
             *slot = zstd::bulk::Compressor::new(level).ok().map(|c| (level, c));
         }
         let (_, compressor) = slot.as_mut()?;
-        compressor.compress_to_buffer(data, out.as_mut_slice()).ok()
+        compressor.compress_to_buffer(data, out).ok()
     });
     match written {
-        Some(n) => {
-            out.truncate(n);
-            Compression::Zstd
-        }
-        None => {
+        Some(n) if n < data.len() => Compression::Zstd,
+        _ => {
             out.clear();
             Compression::None
         }

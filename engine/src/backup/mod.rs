@@ -57,7 +57,7 @@ pub struct BackupOptions {
 }
 
 impl BackupOptions {
-    /// Defaults for `path`: one worker per core, two readers, a 64 MiB budget.
+    /// Defaults for `path`: one worker per core, two readers, a 32 MiB budget.
     pub fn new(path: PathBuf, source: Source) -> Self {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         Self {
@@ -75,9 +75,10 @@ impl BackupOptions {
 }
 
 /// Default bytes of file data in flight.
-pub const DEFAULT_MEMORY_BUDGET: usize = 64 << 20;
-/// Size of one read buffer.
-pub(crate) const READ_BLOCK: usize = 8 << 20;
+pub const DEFAULT_MEMORY_BUDGET: usize = 32 << 20;
+/// Size of one read buffer (at least twice the largest chunk, so most of a buffer is cut before its tail is
+/// carried over).
+pub(crate) const READ_BLOCK: usize = 4 << 20;
 /// Packs per index blob written during a backup (so an interrupted backup's uploads are reused).
 pub(crate) const PACKS_PER_INDEX: usize = 32;
 
@@ -154,7 +155,9 @@ pub fn run_backup(repo: &Repository, options: BackupOptions, progress: Arc<Progr
         failure: Mutex::new(None),
         cancel: options.cancel.clone(),
     };
-    let budget = budget::Budget::new(options.memory_budget.max(READ_BLOCK + shared.chunker.max_size()));
+    let budget = budget::Budget::new(
+        options.memory_budget.max(READ_BLOCK.max(2 * shared.chunker.max_size()) + shared.chunker.max_size()),
+    );
     let level = repo.format().compression_level;
     let pack_size = repo.format().pack_size as usize;
     let parent_root = options.parent.as_ref().map(|p| p.root);
@@ -163,7 +166,7 @@ pub fn run_backup(repo: &Repository, options: BackupOptions, progress: Arc<Progr
     let (chunk_tx, chunk_rx) = bounded::<read::ChunkJob>(16);
     let (event_tx, event_rx) = bounded::<assemble::Event>(4096);
     let (sealed_tx, sealed_rx) = bounded(8);
-    let (pack_tx, pack_rx) = bounded(1);
+    let (pack_tx, pack_rx) = bounded(2);
     let written = packer::Written::default();
 
     let assembled = std::thread::scope(|scope| {

@@ -67,6 +67,7 @@ fn read_file(
     let stages = &shared.progress.stages;
     let chunker = &shared.chunker;
     let max = chunker.max_size();
+    let block = READ_BLOCK.max(2 * max);
     let mut file = File::open(&job.path)?;
     let mut carry: Vec<u8> = Vec::new();
     let mut total: u64 = 0;
@@ -74,12 +75,13 @@ fn read_file(
     loop {
         // Ask for one byte more than the file should still hold, so a short read tells us we hit its end.
         let remaining = job.size.saturating_sub(total).saturating_add(1);
-        let want = (remaining.min(READ_BLOCK as u64) as usize).max(1);
+        let want = (remaining.min(block as u64) as usize).max(1);
         let capacity = carry.len() + want;
         let wait = Instant::now();
         let permit = budget.acquire(capacity);
         let start = StageTimes::add(&stages.reader_wait, wait);
-        let mut buf = Vec::with_capacity(capacity);
+        // Large buffers are allocated at one standard size so the pool can reuse them for any file.
+        let mut buf = budget.buffer(if capacity >= (1 << 20) { capacity.max(block + max) } else { capacity });
         buf.append(&mut carry);
         let got = (&mut file).take(want as u64).read_to_end(&mut buf)?;
         let eof = got < want;

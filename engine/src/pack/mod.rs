@@ -4,10 +4,10 @@
 //!
 //! Layout: `"CAIRNPK1"` · sealed blobs · sealed entry table · table length (u32 LE) · `"CAIRNPKT"`.
 
-pub(crate) mod builder;
+mod builder;
 mod table;
 
-pub use builder::PackBuilder;
+pub use builder::{PackBuilder, PackTrailer};
 pub use table::{decode_table, encode_table, read_table};
 
 use crate::compress::Compression;

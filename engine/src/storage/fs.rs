@@ -10,7 +10,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::{check_range, validate_name, BlobMeta, Storage, StorageError};
+use super::{check_range, validate_name, BlobMeta, BlobWriter, Storage, StorageError};
 
 /// Blobs stored as files under a root folder.
 #[derive(Clone, Debug)]
@@ -70,21 +70,24 @@ impl FsStorage {
         })
     }
 
-    fn write_atomically(&self, name: &str, path: &Path, data: &[u8]) -> Result<(), StorageError> {
-        let dir = path.parent().unwrap_or(&self.root);
+    fn write_atomically(&self, name: &str, data: &[u8]) -> Result<(), StorageError> {
+        let mut writer = self.start(name)?;
+        writer.write(data)?;
+        Box::new(writer).finish()
+    }
+
+    /// Opens a hidden temporary file in the blob's final folder.
+    fn start(&self, name: &str) -> Result<FsWriter, StorageError> {
+        let path = self.path_of(name)?;
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        fs::create_dir_all(&dir).map_err(|e| io_err("put", name, e))?;
         let tmp = dir.join(format!(".tmp-{}", hex::encode(crate::crypto::random_bytes::<8>())));
-        let result = (|| {
-            let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-            file.write_all(data)?;
-            file.sync_all()?;
-            drop(file);
-            fs::rename(&tmp, path)?;
-            File::open(dir)?.sync_all()
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result.map_err(|e| StorageError::Io { op: "put", name: name.to_string(), source: e })
+        let file = OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(|e| StorageError::Io {
+            op: "put",
+            name: name.to_string(),
+            source: e,
+        })?;
+        Ok(FsWriter { name: name.to_string(), file: Some(file), tmp, path, dir, written: 0 })
     }
 
     fn list_dir(&self, dir: &Path, prefix: &str, out: &mut Vec<BlobMeta>) -> Result<(), StorageError> {
@@ -132,11 +135,11 @@ impl FsStorage {
 
 impl Storage for FsStorage {
     fn put(&self, name: &str, data: &[u8]) -> Result<(), StorageError> {
-        let path = self.path_of(name)?;
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(|e| io_err("put", name, e))?;
-        }
-        self.write_atomically(name, &path, data)
+        self.write_atomically(name, data)
+    }
+
+    fn writer<'a>(&'a self, name: &str) -> Result<Box<dyn BlobWriter + 'a>, StorageError> {
+        Ok(Box::new(self.start(name)?))
     }
 
     fn get(&self, name: &str) -> Result<Vec<u8>, StorageError> {
@@ -188,6 +191,56 @@ impl Storage for FsStorage {
     }
 }
 
+/// A blob being written to a hidden temporary file; `finish` fsyncs it, renames it to its name and fsyncs
+/// the folder. Dropped unfinished, the temporary file is removed.
+struct FsWriter {
+    name: String,
+    file: Option<File>,
+    tmp: PathBuf,
+    path: PathBuf,
+    dir: PathBuf,
+    written: u64,
+}
+
+impl FsWriter {
+    fn fail(&self, e: std::io::Error) -> StorageError {
+        StorageError::Io { op: "put", name: self.name.clone(), source: e }
+    }
+}
+
+impl BlobWriter for FsWriter {
+    fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
+        let file = self.file.as_mut().ok_or_else(|| StorageError::Io {
+            op: "put",
+            name: self.name.clone(),
+            source: std::io::Error::other("write after finish"),
+        })?;
+        file.write_all(data).map_err(|e| StorageError::Io { op: "put", name: self.name.clone(), source: e })?;
+        self.written += data.len() as u64;
+        Ok(())
+    }
+
+    fn written(&self) -> u64 {
+        self.written
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<(), StorageError> {
+        let file = self.file.take().expect("finish is called once");
+        file.sync_all().map_err(|e| self.fail(e))?;
+        drop(file);
+        fs::rename(&self.tmp, &self.path).map_err(|e| self.fail(e))?;
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| self.fail(e))
+    }
+}
+
+impl Drop for FsWriter {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +264,18 @@ mod tests {
         assert!(s.get("pzz99").unwrap_err().is_not_found());
         s.delete("pab12").unwrap();
         s.delete("pab12").unwrap();
+        // Streamed: invisible until finished, gone if dropped.
+        let mut w = s.writer("pee55").unwrap();
+        w.write(b"part one, ").unwrap();
+        w.write(b"part two").unwrap();
+        assert!(s.list("pee").unwrap().is_empty());
+        w.finish().unwrap();
+        assert_eq!(s.get("pee55").unwrap(), b"part one, part two");
+        let mut w = s.writer("pff66").unwrap();
+        w.write(b"abandoned").unwrap();
+        drop(w);
+        assert!(s.list("pff").unwrap().is_empty());
+        assert_eq!(std::fs::read_dir(dir.path().join("p/ff")).unwrap().count(), 0, "temporary file removed");
         assert!(s.put("../evil", b"x").is_err());
         assert!(s.put("P00", b"x").is_err());
     }

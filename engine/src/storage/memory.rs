@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use super::{check_range, validate_name, BlobMeta, Storage, StorageError};
+use super::{check_range, validate_name, BlobMeta, BlobWriter, BufferedWriter, Storage, StorageError};
 
 /// Blobs in a map behind a mutex. Clones share the same blobs.
 #[derive(Clone, Default)]
@@ -45,6 +45,10 @@ impl Storage for MemoryStorage {
         validate_name(name)?;
         self.blobs().insert(name.to_string(), Arc::new(data.to_vec()));
         Ok(())
+    }
+
+    fn writer<'a>(&'a self, name: &str) -> Result<Box<dyn BlobWriter + 'a>, StorageError> {
+        Ok(Box::new(BufferedWriter::new(self, name)?))
     }
 
     fn get(&self, name: &str) -> Result<Vec<u8>, StorageError> {

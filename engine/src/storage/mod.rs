@@ -52,10 +52,52 @@ impl StorageError {
     }
 }
 
+/// A blob being written piece by piece; it becomes visible under its name, atomically and whole, only
+/// when [`BlobWriter::finish`] succeeds. Dropping it unfinished leaves nothing visible.
+pub trait BlobWriter: Send {
+    /// Appends bytes.
+    fn write(&mut self, data: &[u8]) -> Result<(), StorageError>;
+    /// Bytes written so far.
+    fn written(&self) -> u64;
+    /// Makes the blob durable and visible.
+    fn finish(self: Box<Self>) -> Result<(), StorageError>;
+}
+
+/// A [`BlobWriter`] that gathers the blob in memory and stores it with one `put`, for backends that
+/// cannot stream.
+pub struct BufferedWriter<'a> {
+    storage: &'a dyn Storage,
+    name: String,
+    data: Vec<u8>,
+}
+
+impl<'a> BufferedWriter<'a> {
+    pub fn new(storage: &'a dyn Storage, name: &str) -> Result<Self, StorageError> {
+        validate_name(name)?;
+        Ok(Self { storage, name: name.to_string(), data: Vec::new() })
+    }
+}
+
+impl BlobWriter for BufferedWriter<'_> {
+    fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
+        self.data.extend_from_slice(data);
+        Ok(())
+    }
+    fn written(&self) -> u64 {
+        self.data.len() as u64
+    }
+    fn finish(self: Box<Self>) -> Result<(), StorageError> {
+        self.storage.put(&self.name, &self.data)
+    }
+}
+
 /// A blob store. See the module documentation for the contract.
 pub trait Storage: Send + Sync {
     /// Stores `data` under `name`, atomically.
     fn put(&self, name: &str, data: &[u8]) -> Result<(), StorageError>;
+    /// Starts writing a blob piece by piece (large packs are streamed rather than held in memory). Backends
+    /// that cannot stream return a [`BufferedWriter`].
+    fn writer<'a>(&'a self, name: &str) -> Result<Box<dyn BlobWriter + 'a>, StorageError>;
     /// Reads a whole blob.
     fn get(&self, name: &str) -> Result<Vec<u8>, StorageError>;
     /// Reads `length` bytes at `offset`; the range must lie inside the blob.
