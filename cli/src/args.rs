@@ -39,6 +39,104 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Measure the algorithms Cairn offers on this machine
     Benchmark(BenchmarkArgs),
+    /// Run the repository server (QUIC) and/or the UI server (HTTPS); manage server users
+    Server(ServerArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    #[command(subcommand)]
+    pub command: ServerCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ServerCommand {
+    /// Serve the connected repository
+    Start(ServerStartArgs),
+    /// Manage the users allowed to connect to the repository server
+    User(ServerUserArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServerStartArgs {
+    /// Where to listen: HOST:PORT (port 0 picks a free one)
+    #[arg(long, default_value = "127.0.0.1:51515")]
+    pub address: String,
+    /// Also serve the HTTPS API and web UI (on the same port number, over TCP)
+    #[arg(long)]
+    pub ui: bool,
+    /// TLS certificate (PEM)
+    #[arg(long)]
+    pub tls_cert_file: Option<std::path::PathBuf>,
+    /// TLS private key (PKCS#8 PEM)
+    #[arg(long)]
+    pub tls_key_file: Option<std::path::PathBuf>,
+    /// Generate a self-signed certificate (written to --tls-cert-file/--tls-key-file when given, which must
+    /// not exist; otherwise kept in memory for this run)
+    #[arg(long)]
+    pub tls_generate_cert: bool,
+    /// DNS names for a generated certificate (repeatable); the listening IP is always added
+    #[arg(long, default_value = "localhost")]
+    pub tls_generate_cert_name: Vec<String>,
+    /// Print the certificate (base64 of the PEM, one line) on stderr
+    #[arg(long)]
+    pub tls_print_server_cert: bool,
+    /// UI server: generate a random password for the UI user and print it
+    #[arg(long)]
+    pub random_password: bool,
+    /// UI server: user name for HTTP Basic auth
+    #[arg(long, default_value = "cairn")]
+    pub server_username: String,
+    /// UI server: password for HTTP Basic auth
+    #[arg(long, env = "CAIRN_SERVER_PASSWORD")]
+    pub server_password: Option<String>,
+    /// Exit cleanly when standard input closes (for launchers)
+    #[arg(long)]
+    pub shutdown_on_stdin: bool,
+    /// UI server: serve plain HTTP (dangerous)
+    #[arg(long)]
+    pub insecure: bool,
+    /// UI server: key that signs session cookies (random per run by default)
+    #[arg(long)]
+    pub auth_cookie_signing_key: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ServerUserArgs {
+    #[command(subcommand)]
+    pub command: ServerUserCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ServerUserCommand {
+    /// Add a user (USER@HOST)
+    Add {
+        name: String,
+        /// The user's password (prompted for on a terminal if absent)
+        #[arg(long)]
+        user_password: Option<String>,
+        /// May read and write every snapshot and manage the repository
+        #[arg(long)]
+        admin: bool,
+        /// Own hashing key: no deduplication with other users, and no way to probe their data
+        #[arg(long)]
+        isolated: bool,
+    },
+    /// Change a user's password or admin flag
+    Set {
+        name: String,
+        #[arg(long)]
+        user_password: Option<String>,
+        #[arg(long)]
+        admin: Option<bool>,
+    },
+    /// List users
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a user
+    Delete { name: String },
 }
 
 #[derive(Args, Debug)]

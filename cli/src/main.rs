@@ -49,6 +49,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Snapshot(a) => commands::snapshot::run(&ctx, a.command),
         Command::Ls(a) => commands::browse::run(&ctx, a),
         Command::Restore(a) => commands::restore::run(&ctx, a),
+        Command::Server(a) => commands::server::run(&ctx, a.command),
         Command::Benchmark(_) => unreachable!("handled above"),
     }
 }

@@ -13,6 +13,7 @@ pub mod format;
 pub mod ids;
 pub mod index;
 pub mod pack;
+pub mod records;
 pub mod repository;
 pub mod restore;
 pub mod snapshot;

@@ -3,5 +3,7 @@
 //! this crate for a connection and never deals with storage or sockets itself.
 
 pub mod connection;
+pub mod tls;
+pub mod users;
 
 pub use connection::{ConnectionConfig, ConnectionError};

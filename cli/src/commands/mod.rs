@@ -5,6 +5,7 @@ pub mod benchmark;
 pub mod browse;
 pub mod repository;
 pub mod restore;
+pub mod server;
 pub mod snapshot;
 
 use std::path::PathBuf;
