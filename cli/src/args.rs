@@ -118,9 +118,6 @@ pub enum ServerUserCommand {
         /// May read and write every snapshot and manage the repository
         #[arg(long)]
         admin: bool,
-        /// Own hashing key: no deduplication with other users, and no way to probe their data
-        #[arg(long)]
-        isolated: bool,
     },
     /// Change a user's password or admin flag
     Set {
@@ -221,6 +218,15 @@ pub enum StorageArgs {
         /// The repository folder
         #[arg(long)]
         path: PathBuf,
+    },
+    /// A repository server (connect only)
+    Server {
+        /// quic://HOST:PORT
+        #[arg(long)]
+        url: String,
+        /// SHA-256 of the server certificate's DER (64 hex digits, as `SERVER CERT SHA256:` prints it)
+        #[arg(long)]
+        server_cert_fingerprint: String,
     },
 }
 

@@ -80,6 +80,18 @@ pub fn seal_compressed(
     SealedContent { id, class, compression, raw_len: plaintext.len() as u32, bytes }
 }
 
+/// Opens a stored blob's seal and returns its payload, still compressed as `compression` says.
+pub fn open_payload(
+    keys: &KeySet,
+    class: BlobClass,
+    id: &ContentId,
+    compression: Compression,
+    stored: &[u8],
+) -> Result<Vec<u8>> {
+    let key = keys.content_key(class, id);
+    aead::open(&key, &associated_data(id, class, compression), stored, &format!("blob {id}"))
+}
+
 /// Opens a stored blob and checks that its plaintext hashes to `id`.
 pub fn open(
     keys: &KeySet,

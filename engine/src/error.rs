@@ -47,6 +47,10 @@ pub enum Error {
     },
     #[error("operation cancelled")]
     Cancelled,
+    #[error("server: {0}")]
+    Remote(String),
+    #[error("permission denied: {0}")]
+    Denied(String),
     #[error("unsupported repository: {0}")]
     Unsupported(String),
 }
@@ -62,6 +66,8 @@ impl Error {
             Error::Corrupt { .. } | Error::Unsupported(_) => ErrorKind::Corrupt,
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Error::Cancelled => ErrorKind::Cancelled,
+            Error::Remote(_) => ErrorKind::Io,
+            Error::Denied(_) => ErrorKind::InvalidArgument,
         }
     }
 

@@ -2,6 +2,7 @@
 //! storage backends it is kept on, and the pipelines that back up and restore. No networking and no CLI live
 //! here; `cairn-transport` and `cairn-cli` build on this crate.
 
+pub mod access;
 pub mod backup;
 pub mod benchmark;
 pub mod chunker;
@@ -16,9 +17,11 @@ pub mod pack;
 pub mod records;
 pub mod repository;
 pub mod restore;
+pub mod session;
 pub mod snapshot;
 pub mod storage;
 pub mod tree;
 
+pub use access::Access;
 pub use error::{Error, ErrorKind, Result};
 pub use repository::Repository;

@@ -7,18 +7,19 @@ use std::sync::{Arc, RwLock};
 
 use rayon::prelude::*;
 
-use crate::chunker::Chunker;
+use crate::access::{Access, BlobSession};
+use crate::chunker::ChunkerParams;
+use crate::compress::Compression;
 use crate::content;
-use crate::crypto::keys::{BlobClass, KeySet};
+use crate::crypto::keys::{BlobClass, HashingKey, KeySet};
 use crate::error::{Error, Result};
 use crate::format::{CreateOptions, Format, FORMAT_BLOB_NAME, MAX_FORMAT_BLOB};
-use crate::ids::PackId;
-use crate::ids::{ContentId, IndexId, SnapshotId, TreeId};
+use crate::ids::{ContentId, PackId, SnapshotId};
 use crate::index::{self, Index};
 use crate::pack::PackEntry;
-use crate::snapshot::{snapshot_name, Snapshot, Source, MAX_SNAPSHOT_BYTES};
+use crate::session::LocalSession;
+use crate::snapshot::{snapshot_name, Snapshot, MAX_SNAPSHOT_BYTES};
 use crate::storage::Storage;
-use crate::tree::{ChunkList, FileContent, Node, TreeRecord};
 
 /// Largest index blob read (a backup writes one every few thousand entries).
 const MAX_INDEX_BLOB: u64 = 256 << 20;
@@ -93,16 +94,7 @@ impl Repository {
 
     /// Writes an index blob for packs already stored, and adds them to the in-memory index.
     pub fn write_index(&self, packs: &[(BlobClass, PackId, Vec<PackEntry>)]) -> Result<()> {
-        if packs.is_empty() {
-            return Ok(());
-        }
-        let name = index::index_name(&IndexId::random());
-        self.storage.put(&name, &index::encode_index_blob(&self.keys, &name, packs))?;
-        let index = self.index();
-        for (class, id, entries) in packs {
-            index.insert_pack(*class, *id, entries);
-        }
-        Ok(())
+        index::store_index_blob(self.storage.as_ref(), &self.keys, &self.index(), packs)
     }
 
     pub fn storage(&self) -> &Arc<dyn Storage> {
@@ -115,142 +107,6 @@ impl Repository {
 
     pub fn keys(&self) -> &KeySet {
         &self.keys
-    }
-
-    /// The repository's chunker.
-    pub fn chunker(&self) -> Result<Chunker> {
-        Chunker::new(self.format.chunker, self.keys.hashing.gear_seed())
-    }
-
-    /// Reads, decrypts, decompresses and verifies one content blob.
-    pub fn read_blob(&self, id: &ContentId) -> Result<Vec<u8>> {
-        let loc = self.index().get(id).ok_or_else(|| Error::NotFound(format!("blob {id} (not in the index)")))?;
-        let stored = self.storage.get_range(&loc.pack_name(), loc.offset as u64, loc.stored_len as u64)?;
-        content::open(&self.keys, loc.class, id, loc.compression, loc.raw_len, &stored)
-    }
-
-    /// Reads a directory's entries, following pages.
-    pub fn read_tree(&self, id: &TreeId) -> Result<Vec<Node>> {
-        match TreeRecord::decode(&self.read_blob(id)?)? {
-            TreeRecord::Entries(nodes) => Ok(nodes),
-            TreeRecord::Pages(pages) => {
-                let mut all = Vec::new();
-                for page in pages {
-                    match TreeRecord::decode(&self.read_blob(&page)?)? {
-                        TreeRecord::Entries(nodes) => all.extend(nodes),
-                        TreeRecord::Pages(_) => return Err(Error::corrupt(format!("tree {id}"), "nested pages")),
-                    }
-                }
-                Ok(all)
-            }
-        }
-    }
-
-    /// A file's chunk ids in order, following chunk lists.
-    pub fn file_chunks(&self, content: &FileContent) -> Result<Vec<ContentId>> {
-        match content {
-            FileContent::Inline(ids) => Ok(ids.clone()),
-            FileContent::List { list, chunks } => {
-                let mut out = Vec::with_capacity((*chunks).min(1 << 20) as usize);
-                self.expand_list(list, None, &mut out)?;
-                if out.len() as u64 != *chunks {
-                    return Err(Error::corrupt(format!("chunk list {list}"), "chunk count mismatch"));
-                }
-                Ok(out)
-            }
-        }
-    }
-
-    fn expand_list(&self, id: &ContentId, expected_level: Option<u8>, out: &mut Vec<ContentId>) -> Result<()> {
-        let list = ChunkList::decode(&self.read_blob(id)?)?;
-        if expected_level.is_some_and(|l| l != list.level) {
-            return Err(Error::corrupt(format!("chunk list {id}"), "unexpected level"));
-        }
-        if list.level == 0 {
-            out.extend(list.ids);
-        } else {
-            for sub in &list.ids {
-                self.expand_list(sub, Some(list.level - 1), out)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Every snapshot, oldest first.
-    pub fn list_snapshots(&self) -> Result<Vec<Snapshot>> {
-        let blobs = self.storage.list("s")?;
-        let mut snaps: Vec<Snapshot> = blobs
-            .par_iter()
-            .map(|blob| {
-                if blob.size > MAX_SNAPSHOT_BYTES {
-                    return Err(Error::corrupt(format!("snapshot {}", blob.name), "too large"));
-                }
-                Snapshot::open(&self.keys, &blob.name, &self.storage.get(&blob.name)?)
-            })
-            .collect::<Result<_>>()?;
-        snaps.sort_by_key(|s| (s.start_time, s.id));
-        Ok(snaps)
-    }
-
-    /// The newest snapshot of a source, if any.
-    pub fn latest_snapshot(&self, source: &Source) -> Result<Option<Snapshot>> {
-        Ok(self.list_snapshots()?.into_iter().rfind(|s| &s.source == source))
-    }
-
-    /// Finds a snapshot by a unique id prefix.
-    pub fn find_snapshot(&self, prefix: &str) -> Result<Snapshot> {
-        if prefix.is_empty() || prefix.len() > 32 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::InvalidArgument(format!("{prefix:?} is not a snapshot id or id prefix")));
-        }
-        let prefix = prefix.to_ascii_lowercase();
-        let mut matches: Vec<Snapshot> =
-            self.list_snapshots()?.into_iter().filter(|s| s.id.to_hex().starts_with(&prefix)).collect();
-        match matches.len() {
-            0 => Err(Error::NotFound(format!("snapshot {prefix}"))),
-            1 => Ok(matches.remove(0)),
-            n => Err(Error::InvalidArgument(format!("snapshot id prefix {prefix} is ambiguous ({n} snapshots)"))),
-        }
-    }
-
-    /// Stores a snapshot record (the last write of a backup).
-    pub fn write_snapshot(&self, snap: &Snapshot) -> Result<()> {
-        Ok(self.storage.put(&snapshot_name(&snap.id), &snap.seal(&self.keys))?)
-    }
-
-    /// Deletes a snapshot record. Its data stays until maintenance removes what no snapshot references.
-    pub fn delete_snapshot(&self, id: &SnapshotId) -> Result<()> {
-        let name = snapshot_name(id);
-        self.storage.stat(&name)?;
-        Ok(self.storage.delete(&name)?)
-    }
-
-    /// Resolves `path` (slash-separated, relative to the snapshot root) to its node and, for folders, tree.
-    pub fn resolve_path(&self, root: &TreeId, path: &str) -> Result<Resolved> {
-        let mut tree = *root;
-        let mut node: Option<Node> = None;
-        for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
-            let Some(current) = Self::dir_tree(&node, tree) else {
-                return Err(Error::NotFound(format!("{path} (a parent is not a folder)")));
-            };
-            let nodes = self.read_tree(&current)?;
-            let found = nodes
-                .into_iter()
-                .find(|n| n.name == part.as_bytes())
-                .ok_or_else(|| Error::NotFound(format!("{path} in snapshot")))?;
-            if let crate::tree::NodeKind::Dir { tree: t } = &found.kind {
-                tree = *t;
-            }
-            node = Some(found);
-        }
-        Ok(Resolved { tree: Self::dir_tree(&node, tree), node })
-    }
-
-    fn dir_tree(node: &Option<Node>, tree: TreeId) -> Option<TreeId> {
-        match node {
-            None => Some(tree),
-            Some(Node { kind: crate::tree::NodeKind::Dir { tree }, .. }) => Some(*tree),
-            Some(_) => None,
-        }
     }
 
     /// Sizes of blobs by pack prefix, for `repository status`.
@@ -267,10 +123,74 @@ impl Repository {
     }
 }
 
-/// A path inside a snapshot.
-pub struct Resolved {
-    /// The entry (None for the snapshot root).
-    pub node: Option<Node>,
-    /// The folder's tree when the path is a folder.
-    pub tree: Option<TreeId>,
+impl Access for Repository {
+    fn hashing_key(&self) -> &HashingKey {
+        &self.keys.hashing
+    }
+
+    fn chunker_params(&self) -> ChunkerParams {
+        self.format.chunker
+    }
+
+    fn compression_level(&self) -> i32 {
+        self.format.compression_level
+    }
+
+    fn list_snapshots(&self) -> Result<Vec<Snapshot>> {
+        let blobs = self.storage.list("s")?;
+        let mut snaps: Vec<Snapshot> = blobs
+            .par_iter()
+            .map(|blob| {
+                if blob.size > MAX_SNAPSHOT_BYTES {
+                    return Err(Error::corrupt(format!("snapshot {}", blob.name), "too large"));
+                }
+                Snapshot::open(&self.keys, &blob.name, &self.storage.get(&blob.name)?)
+            })
+            .collect::<Result<_>>()?;
+        snaps.sort_by_key(|s| (s.start_time, s.id));
+        Ok(snaps)
+    }
+
+    fn write_snapshot(&self, snap: &Snapshot) -> Result<()> {
+        Ok(self.storage.put(&snapshot_name(&snap.id), &snap.seal(&self.keys))?)
+    }
+
+    fn delete_snapshot(&self, id: &SnapshotId) -> Result<()> {
+        let name = snapshot_name(id);
+        self.storage.stat(&name)?;
+        Ok(self.storage.delete(&name)?)
+    }
+
+    fn read_blob(&self, id: &ContentId) -> Result<Vec<u8>> {
+        let (compression, raw_len, payload) = self.read_blob_payload(id)?;
+        let plain = crate::compress::decompress(compression, &payload, raw_len as usize, &format!("blob {id}"))?;
+        content::verify_id(&self.keys.hashing, id, &plain)?;
+        Ok(plain)
+    }
+
+    fn blob_sizes(&self, ids: &[ContentId]) -> Result<Vec<Option<u32>>> {
+        let index = self.index();
+        Ok(ids.iter().map(|id| index.get(id).map(|l| l.raw_len)).collect())
+    }
+
+    fn open_session(&self, progress: Arc<crate::backup::Progress>) -> Result<Box<dyn BlobSession>> {
+        Ok(Box::new(LocalSession::start(
+            self.storage.clone(),
+            self.keys.clone(),
+            self.index(),
+            self.format.pack_size as usize,
+            progress,
+        )))
+    }
+}
+
+impl Repository {
+    /// A blob's stored payload after decryption, still compressed: what a repository server sends to
+    /// clients (they decompress and verify it themselves).
+    pub fn read_blob_payload(&self, id: &ContentId) -> Result<(Compression, u32, Vec<u8>)> {
+        let loc = self.index().get(id).ok_or_else(|| Error::NotFound(format!("blob {id} (not in the index)")))?;
+        let stored = self.storage.get_range(&loc.pack_name(), loc.offset as u64, loc.stored_len as u64)?;
+        let payload = content::open_payload(&self.keys, loc.class, id, loc.compression, &stored)?;
+        Ok((loc.compression, loc.raw_len, payload))
+    }
 }

@@ -14,9 +14,9 @@ use filetime::FileTime;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::access::Access;
 use crate::error::{Error, Result};
 use crate::ids::TreeId;
-use crate::repository::Repository;
 use crate::tree::{Node, NodeKind};
 
 /// Counters a progress display polls.
@@ -48,7 +48,7 @@ pub struct RestoreSummary {
 }
 
 struct Ctx<'a> {
-    repo: &'a Repository,
+    repo: &'a dyn Access,
     options: &'a RestoreOptions,
     progress: &'a RestoreProgress,
     dirs: AtomicU64,
@@ -69,7 +69,7 @@ impl Ctx<'_> {
 /// Restores the folder `tree` into `target` (created if needed), or — when `file` is given — that one file
 /// to `target`.
 pub fn restore(
-    repo: &Repository,
+    repo: &dyn Access,
     tree: Option<TreeId>,
     file: Option<&Node>,
     target: &Path,
@@ -176,13 +176,13 @@ fn restore_entry(ctx: &Ctx<'_>, node: &Node, path: &Path) {
 fn restore_file(ctx: &Ctx<'_>, node: &Node, path: &Path) -> Result<()> {
     let NodeKind::File { content } = &node.kind else { unreachable!("called for files") };
     let chunks = ctx.repo.file_chunks(content)?;
-    let index = ctx.repo.index();
+    let sizes = ctx.repo.blob_sizes(&chunks)?;
     let mut offsets = Vec::with_capacity(chunks.len());
     let mut end = 0u64;
-    for id in &chunks {
-        let loc = index.get(id).ok_or_else(|| Error::NotFound(format!("chunk {id} of {}", path.display())))?;
+    for (id, size) in chunks.iter().zip(sizes) {
+        let size = size.ok_or_else(|| Error::NotFound(format!("chunk {id} of {}", path.display())))?;
         offsets.push(end);
-        end += loc.raw_len as u64;
+        end += size as u64;
     }
     if end != node.size {
         return Err(Error::corrupt(

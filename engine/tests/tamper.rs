@@ -4,6 +4,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use cairn_engine::access::Access;
 use cairn_engine::backup::{run_backup, BackupOptions, Progress};
 use cairn_engine::format::CreateOptions;
 use cairn_engine::ids::TreeId;

@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 pub enum ConnectionConfig {
     /// A repository in a local (or mounted) folder.
     Filesystem { path: PathBuf },
+    /// A repository server, reached over QUIC and pinned by its certificate's SHA-256 fingerprint. The
+    /// client holds no repository key: the server sends the hashing key after login.
+    Server { url: String, fingerprint: String, username: String },
 }
 
 /// Errors opening a connection.
@@ -30,6 +33,18 @@ impl ConnectionConfig {
     pub fn describe(&self) -> String {
         match self {
             ConnectionConfig::Filesystem { path } => format!("filesystem {}", path.display()),
+            ConnectionConfig::Server { url, username, .. } => format!("server {url} as {username}"),
+        }
+    }
+
+    /// Opens the repository for commands: directly, or through the server (where `password` is the user's
+    /// server password).
+    pub fn open_access(&self, password: &str) -> Result<Box<dyn cairn_engine::Access>, ConnectionError> {
+        match self {
+            ConnectionConfig::Server { url, fingerprint, username } => {
+                Ok(Box::new(crate::client::RemoteRepository::connect(url, fingerprint, username, password)?))
+            }
+            _ => Ok(Box::new(self.open(password.as_bytes())?)),
         }
     }
 
@@ -39,6 +54,10 @@ impl ConnectionConfig {
                 let storage = if create { FsStorage::create(path)? } else { FsStorage::open(path)? };
                 Ok(Arc::new(storage))
             }
+            ConnectionConfig::Server { url, .. } => Err(cairn_engine::Error::InvalidArgument(format!(
+                "{url} is a repository server: this operation needs direct access to the repository's storage"
+            ))
+            .into()),
         }
     }
 

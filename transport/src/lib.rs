@@ -2,7 +2,12 @@
 //! the QUIC repository server and the UI server's HTTPS API will live here too, so the CLI only ever asks
 //! this crate for a connection and never deals with storage or sockets itself.
 
+pub mod acl;
+pub mod client;
 pub mod connection;
+pub mod protocol;
+pub mod ratelimit;
+pub mod server;
 pub mod tls;
 pub mod users;
 

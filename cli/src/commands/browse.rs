@@ -1,11 +1,11 @@
 //! `cairn ls ID[/path]`: list a folder of a snapshot.
 
+use cairn_engine::Access;
 use std::os::unix::ffi::OsStrExt;
 
 use anyhow::{bail, Result};
 use cairn_engine::ids::TreeId;
 use cairn_engine::tree::{Node, NodeKind};
-use cairn_engine::Repository;
 use chrono::DateTime;
 
 use super::{find_snapshot, split_target, Context};
@@ -15,11 +15,11 @@ use crate::output;
 pub fn run(ctx: &Context, args: LsArgs) -> Result<()> {
     let (config, repo) = ctx.open()?;
     let (id, path) = split_target(&args.target);
-    let snap = find_snapshot(&repo, &config, id)?;
+    let snap = find_snapshot(repo.as_ref(), &config, id)?;
     let resolved = repo.resolve_path(&snap.root, path)?;
     let mut rows = Vec::new();
     match (resolved.tree, resolved.node) {
-        (Some(tree), _) => collect(&repo, &tree, "", args.recursive, &mut rows)?,
+        (Some(tree), _) => collect(repo.as_ref(), &tree, "", args.recursive, &mut rows)?,
         (None, Some(node)) => rows.push((String::new(), node)),
         (None, None) => bail!("nothing at {path}"),
     }
@@ -40,7 +40,7 @@ pub fn run(ctx: &Context, args: LsArgs) -> Result<()> {
 }
 
 fn collect(
-    repo: &Repository,
+    repo: &dyn Access,
     tree: &TreeId,
     prefix: &str,
     recursive: bool,

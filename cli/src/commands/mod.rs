@@ -8,6 +8,7 @@ pub mod restore;
 pub mod server;
 pub mod snapshot;
 
+use cairn_engine::Access;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, Result};
@@ -39,21 +40,26 @@ impl Context {
         ClientConfig::load(&self.config_path)
     }
 
-    /// Opens the connected repository.
-    pub fn open(&self) -> Result<(ClientConfig, Repository)> {
+    pub fn password(&self, config: &ClientConfig) -> Result<String> {
+        credentials::password(self.global.password_file.as_deref(), Some(&self.config_path), config.persisted_password)
+    }
+
+    /// Opens the connected repository: directly, or through its repository server.
+    pub fn open(&self) -> Result<(ClientConfig, Box<dyn Access>)> {
         let config = self.load_config()?;
-        let password = credentials::password(
-            self.global.password_file.as_deref(),
-            Some(&self.config_path),
-            config.persisted_password,
-        )?;
-        let repo = config.storage.open(password.as_bytes())?;
-        Ok((config, repo))
+        let access = config.storage.open_access(&self.password(&config)?)?;
+        Ok((config, access))
+    }
+
+    /// Opens the connected repository's storage directly (what servers and repository management need).
+    pub fn open_direct(&self) -> Result<Repository> {
+        let config = self.load_config()?;
+        Ok(config.storage.open(self.password(&config)?.as_bytes())?)
     }
 }
 
 /// Finds the snapshot named by `id`: a unique id prefix, or `latest` (the newest of this user@host).
-pub fn find_snapshot(repo: &Repository, config: &ClientConfig, id: &str) -> Result<Snapshot> {
+pub fn find_snapshot(repo: &dyn Access, config: &ClientConfig, id: &str) -> Result<Snapshot> {
     if id == "latest" {
         let (user, host) = (config.username(), config.hostname());
         return repo

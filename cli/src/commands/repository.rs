@@ -3,6 +3,8 @@
 use anyhow::{bail, Result};
 use cairn_engine::chunker::ChunkerParams;
 use cairn_engine::format::CreateOptions;
+use cairn_engine::Access;
+use cairn_transport::client::RemoteRepository;
 use cairn_transport::ConnectionConfig;
 
 use super::Context;
@@ -19,9 +21,21 @@ pub fn run(ctx: &Context, command: RepositoryCommand) -> Result<()> {
     }
 }
 
-fn connection(storage: StorageArgs) -> Result<ConnectionConfig> {
+fn connection(storage: StorageArgs, connect: &ConnectArgs) -> Result<ConnectionConfig> {
     Ok(match storage {
         StorageArgs::Filesystem { path } => ConnectionConfig::Filesystem { path: std::path::absolute(&path)? },
+        StorageArgs::Server { url, server_cert_fingerprint } => {
+            cairn_transport::tls::parse_fingerprint(&server_cert_fingerprint)?;
+            let user = connect
+                .override_username
+                .clone()
+                .unwrap_or_else(|| whoami::account().unwrap_or_else(|_| "unknown".into()));
+            let host = connect
+                .override_hostname
+                .clone()
+                .unwrap_or_else(|| whoami::hostname().unwrap_or_else(|_| "localhost".into()));
+            ConnectionConfig::Server { url, fingerprint: server_cert_fingerprint, username: format!("{user}@{host}") }
+        }
     })
 }
 
@@ -47,7 +61,10 @@ fn save_connection(ctx: &Context, storage: ConnectionConfig, connect: &ConnectAr
 }
 
 fn create(ctx: &Context, storage: StorageArgs, connect: ConnectArgs, format: FormatArgs) -> Result<()> {
-    let storage = connection(storage)?;
+    if let StorageArgs::Server { .. } = storage {
+        bail!("a repository is created where it is stored; connect to a server with `cairn repository connect server`");
+    }
+    let storage = connection(storage, &connect)?;
     let password = credentials::new_password(ctx.global.password_file.as_deref())?;
     if password.is_empty() {
         bail!("the password must not be empty");
@@ -78,15 +95,51 @@ fn create(ctx: &Context, storage: StorageArgs, connect: ConnectArgs, format: For
 }
 
 fn connect_existing(ctx: &Context, storage: StorageArgs, connect: ConnectArgs) -> Result<()> {
-    let storage = connection(storage)?;
-    storage.probe()?;
+    let storage = connection(storage, &connect)?;
     let password = credentials::password(ctx.global.password_file.as_deref(), None, false)?;
+    if let ConnectionConfig::Server { url, fingerprint, username } = &storage {
+        // Logging in checks the fingerprint, the user and the password now rather than at first use.
+        let remote = RemoteRepository::connect(url, fingerprint, username, &password)?;
+        eprintln!("Logged in to {url} as {}{}.", remote.user, if remote.admin { " (admin)" } else { "" });
+        let (user, host) = username.split_once('@').unwrap_or((username, ""));
+        let connect = ConnectArgs {
+            override_username: Some(user.to_string()),
+            override_hostname: Some(host.to_string()),
+            ..connect
+        };
+        return save_connection(ctx, storage, &connect, &password);
+    }
+    storage.probe()?;
     storage.open(password.as_bytes())?;
     save_connection(ctx, storage, &connect, &password)
 }
 
 fn status(ctx: &Context, json: bool) -> Result<()> {
-    let (config, repo) = ctx.open()?;
+    let config = ctx.load_config()?;
+    if let ConnectionConfig::Server { url, fingerprint, username } = &config.storage {
+        let remote_repo = RemoteRepository::connect(url, fingerprint, username, &ctx.password(&config)?)?;
+        let snapshots = remote_repo.list_snapshots()?.len();
+        let remote = remote_repo.status()?;
+        if json {
+            let mut value = remote;
+            value["configFile"] = ctx.config_path.display().to_string().into();
+            value["storage"] = serde_json::to_value(&config.storage)?;
+            value["snapshots"] = snapshots.into();
+            return output::json(&value);
+        }
+        println!("Config file:         {}", ctx.config_path.display());
+        println!("Server:              {}", config.storage.describe());
+        println!("Repository id:       {}", remote["repositoryId"].as_str().unwrap_or("?"));
+        println!(
+            "Logged in as:        {}{}",
+            remote["user"].as_str().unwrap_or("?"),
+            if remote["admin"] == true { " (admin)" } else { "" }
+        );
+        println!("Compression:         zstd level {}", remote["compressionLevel"]);
+        println!("Snapshots visible:   {snapshots}");
+        return Ok(());
+    }
+    let repo = ctx.open_direct()?;
     let f = repo.format();
     let snapshots = repo.list_snapshots()?.len();
     let blobs = repo.storage_summary()?;

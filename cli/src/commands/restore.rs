@@ -16,7 +16,7 @@ use crate::progress::Display;
 pub fn run(ctx: &Context, args: RestoreArgs) -> Result<()> {
     let (config, repo) = ctx.open()?;
     let (id, path) = split_target(&args.source);
-    let snap = find_snapshot(&repo, &config, id)?;
+    let snap = find_snapshot(repo.as_ref(), &config, id)?;
     let resolved = repo.resolve_path(&snap.root, path)?;
     let total = match (&resolved.tree, &resolved.node) {
         (_, Some(node)) if resolved.tree.is_none() => node.size,
@@ -28,7 +28,8 @@ pub fn run(ctx: &Context, args: RestoreArgs) -> Result<()> {
     let started = Instant::now();
     let cancel = AtomicBool::new(false);
     let options = RestoreOptions { overwrite: args.overwrite };
-    let summary = restore(&repo, resolved.tree, resolved.node.as_ref(), &args.target, &options, &progress, &cancel);
+    let summary =
+        restore(repo.as_ref(), resolved.tree, resolved.node.as_ref(), &args.target, &options, &progress, &cancel);
     drop(display);
     let summary = summary?;
     let secs = started.elapsed().as_secs_f64();

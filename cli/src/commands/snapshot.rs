@@ -53,7 +53,7 @@ fn create(ctx: &Context, args: SnapshotCreateArgs) -> Result<()> {
         let budget = options.memory_budget;
         let progress = Arc::new(Progress::default());
         let display = Display::backup(progress.clone(), !args.json);
-        let outcome = run_backup(&repo, options, progress);
+        let outcome = run_backup(repo.as_ref(), options, progress);
         drop(display);
         let outcome = outcome?;
         let snap = &outcome.snapshot;
@@ -161,7 +161,7 @@ fn delete(ctx: &Context, ids: Vec<String>, json: bool) -> Result<()> {
     let (config, repo) = ctx.open()?;
     let mut deleted = Vec::new();
     for id in ids {
-        let snap = find_snapshot(&repo, &config, &id)?;
+        let snap = find_snapshot(repo.as_ref(), &config, &id)?;
         repo.delete_snapshot(&snap.id)?;
         if !json {
             eprintln!("Deleted snapshot {} of {} at {}", snap.id, snap.source, snap.start_time.to_rfc3339());

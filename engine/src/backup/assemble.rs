@@ -6,11 +6,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 
 use super::stats::StageTimes;
 use super::Shared;
-use crate::content::{self, SealedContent};
+use crate::access::PreparedBlob;
+use crate::compress;
 use crate::crypto::keys::BlobClass;
 use crate::ids::{ContentId, TreeId};
 use crate::snapshot::SnapshotStats;
@@ -51,7 +52,6 @@ struct OpenFile {
 pub(crate) struct Assembler<'a, 'r> {
     shared: &'a Shared<'r>,
     level: i32,
-    packer: Sender<SealedContent>,
     dirs: HashMap<u64, OpenDir>,
     files: HashMap<FileKey, OpenFile>,
     failed: HashSet<FileKey>,
@@ -61,11 +61,10 @@ pub(crate) struct Assembler<'a, 'r> {
 }
 
 impl<'a, 'r> Assembler<'a, 'r> {
-    pub fn new(shared: &'a Shared<'r>, level: i32, packer: Sender<SealedContent>) -> Self {
+    pub fn new(shared: &'a Shared<'r>, level: i32) -> Self {
         Self {
             shared,
             level,
-            packer,
             dirs: HashMap::new(),
             files: HashMap::new(),
             failed: HashSet::new(),
@@ -228,13 +227,21 @@ impl<'a, 'r> Assembler<'a, 'r> {
 
     /// Stores a metadata blob unless the repository already has it; returns its id.
     fn store_meta(&mut self, plaintext: &[u8]) -> ContentId {
-        let keys = self.shared.repo.keys();
-        let id = keys.hashing.content_id(plaintext);
-        if self.shared.claim(&id) {
-            let blob = content::seal(keys, BlobClass::Metadata, id, plaintext, self.level, &mut self.scratch);
-            self.shared.progress.bytes_stored.fetch_add(blob.bytes.len() as u64, Relaxed);
-            // A closed packer means the backup is failing; the failure is reported by the stage that failed.
-            let _ = self.packer.send(blob);
+        let id = self.shared.access.hashing_key().content_id(plaintext);
+        let result = self.shared.session.claim(&[id]).and_then(|claimed| {
+            if !claimed.first().copied().unwrap_or(false) {
+                return Ok(0);
+            }
+            let compression = compress::compress_into(self.level, plaintext, &mut self.scratch);
+            let blob =
+                PreparedBlob { class: BlobClass::Metadata, id, plaintext, compression, compressed: &self.scratch };
+            self.shared.session.store(blob)
+        });
+        match result {
+            Ok(stored) => {
+                self.shared.progress.bytes_stored.fetch_add(stored, Relaxed);
+            }
+            Err(e) => self.shared.fail(e),
         }
         id
     }

@@ -1,10 +1,13 @@
 //! The backup pipeline. Stages run on their own threads and meet through bounded channels:
 //!
 //! ```text
-//! walk ──files──▶ read+chunk (N readers) ──chunks──▶ hash · dedup · compress · encrypt (rayon pool)
-//!   │                                                      │ sealed blobs         │ chunk ids
-//!   └──────────────── folder events ──────────────▶ assemble trees ──▶ pack ──▶ upload (2) ──▶ index blobs
+//! walk ──files──▶ read+chunk (N readers) ──chunks──▶ hash · dedup · compress (rayon pool) ──▶ session
+//!   │                                                      │ chunk ids
+//!   └──────────────── folder events ──────────────▶ assemble trees ──────────────────────────▶ session
 //! ```
+//!
+//! The session is where blobs go: for a repository opened directly it encrypts, packs and uploads
+//! (`crate::session`); for a repository server client it sends compressed blobs over the network.
 //!
 //! File data in flight is bounded by a byte budget (see [`budget`]); every queue is bounded, so memory
 //! stays flat however large the input. Files whose size, mtime, ctime and inode match the parent snapshot
@@ -13,13 +16,12 @@
 
 mod assemble;
 mod budget;
-mod packer;
 mod read;
 pub mod stats;
 mod walk;
 mod worker;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,11 +30,10 @@ use std::time::Instant;
 use chrono::Utc;
 use crossbeam_channel::bounded;
 
+use crate::access::{Access, BlobSession};
 use crate::chunker::Chunker;
 use crate::error::{Error, Result};
-use crate::ids::{ContentId, SnapshotId};
-use crate::index::Index;
-use crate::repository::Repository;
+use crate::ids::SnapshotId;
 use crate::snapshot::{Snapshot, Source, MAX_RECORDED_ERRORS};
 pub use stats::{Progress, StageReport};
 
@@ -79,8 +80,8 @@ pub const DEFAULT_MEMORY_BUDGET: usize = 32 << 20;
 /// Size of one read buffer (at least twice the largest chunk, so most of a buffer is cut before its tail is
 /// carried over).
 pub(crate) const READ_BLOCK: usize = 4 << 20;
-/// Packs per index blob written during a backup (so an interrupted backup's uploads are reused).
-pub(crate) const PACKS_PER_INDEX: usize = 32;
+/// Chunks a worker hashes before asking the session which of them to store.
+pub(crate) const CLAIM_BATCH: usize = 8;
 
 /// What a finished backup produced.
 pub struct BackupOutcome {
@@ -90,11 +91,9 @@ pub struct BackupOutcome {
 
 /// State shared by all stages of one backup.
 pub(crate) struct Shared<'a> {
-    pub repo: &'a Repository,
-    pub index: Arc<Index>,
+    pub access: &'a dyn Access,
+    pub session: Box<dyn BlobSession>,
     pub chunker: Chunker,
-    /// Content ids claimed by this backup but not yet in the index.
-    pub in_flight: Mutex<HashSet<ContentId>>,
     pub progress: Arc<Progress>,
     pub errors: Mutex<Vec<String>>,
     failed: AtomicBool,
@@ -129,15 +128,10 @@ impl Shared<'_> {
             errors.push(message);
         }
     }
-
-    /// Claims a content id for storing: false when the repository or this backup already has it.
-    pub fn claim(&self, id: &ContentId) -> bool {
-        !self.index.contains(id) && self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(*id)
-    }
 }
 
-/// Backs up `options.path` into `repo` and records a snapshot.
-pub fn run_backup(repo: &Repository, options: BackupOptions, progress: Arc<Progress>) -> Result<BackupOutcome> {
+/// Backs up `options.path` and records a snapshot.
+pub fn run_backup(repo: &dyn Access, options: BackupOptions, progress: Arc<Progress>) -> Result<BackupOutcome> {
     let started = Instant::now();
     let start_time = Utc::now();
     let root_meta = std::fs::metadata(&options.path).map_err(|e| Error::local(&options.path, e))?;
@@ -145,10 +139,9 @@ pub fn run_backup(repo: &Repository, options: BackupOptions, progress: Arc<Progr
         return Err(Error::InvalidArgument(format!("{} is not a folder", options.path.display())));
     }
     let shared = Shared {
-        repo,
-        index: repo.index(),
+        access: repo,
+        session: repo.open_session(progress.clone())?,
         chunker: repo.chunker()?,
-        in_flight: Mutex::new(HashSet::new()),
         progress: progress.clone(),
         errors: Mutex::new(Vec::new()),
         failed: AtomicBool::new(false),
@@ -158,35 +151,16 @@ pub fn run_backup(repo: &Repository, options: BackupOptions, progress: Arc<Progr
     let budget = budget::Budget::new(
         options.memory_budget.max(READ_BLOCK.max(2 * shared.chunker.max_size()) + shared.chunker.max_size()),
     );
-    let level = repo.format().compression_level;
-    let pack_size = repo.format().pack_size as usize;
+    let level = repo.compression_level();
     let parent_root = options.parent.as_ref().map(|p| p.root);
 
     let (file_tx, file_rx) = bounded::<read::FileJob>(256);
     let (chunk_tx, chunk_rx) = bounded::<read::ChunkJob>(16);
     let (event_tx, event_rx) = bounded::<assemble::Event>(4096);
-    let (sealed_tx, sealed_rx) = bounded(8);
-    let (pack_tx, pack_rx) = bounded(2);
-    let written = packer::Written::default();
 
     let assembled = std::thread::scope(|scope| {
         let shared = &shared;
-        let written = &written;
-        let uploaders: Vec<_> = (0..2)
-            .map(|_| {
-                let rx = pack_rx.clone();
-                scope.spawn(move || packer::run_uploader(shared, rx, written))
-            })
-            .collect();
-        drop(pack_rx);
-        let packer = {
-            let keys = repo.keys();
-            scope.spawn(move || packer::run_packer(shared, keys, pack_size, sealed_rx, pack_tx))
-        };
-        let assembler = {
-            let sealed_tx = sealed_tx.clone();
-            scope.spawn(move || assemble::Assembler::new(shared, level, sealed_tx).run(event_rx))
-        };
+        let assembler = scope.spawn(move || assemble::Assembler::new(shared, level).run(event_rx));
         for _ in 0..options.readers.max(1) {
             let (rx, tx, events, budget) = (file_rx.clone(), chunk_tx.clone(), event_tx.clone(), budget.clone());
             scope.spawn(move || read::run_reader(shared, &budget, rx, tx, events));
@@ -194,7 +168,7 @@ pub fn run_backup(repo: &Repository, options: BackupOptions, progress: Arc<Progr
         drop((file_rx, chunk_tx));
         let workers = options.workers.max(1);
         {
-            let (rx, events, sealed_tx) = (chunk_rx, event_tx.clone(), sealed_tx);
+            let (rx, events) = (chunk_rx, event_tx.clone());
             scope.spawn(move || {
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(workers)
@@ -203,8 +177,8 @@ pub fn run_backup(repo: &Repository, options: BackupOptions, progress: Arc<Progr
                 match pool {
                     Ok(pool) => pool.scope(|s| {
                         for _ in 0..workers {
-                            let (rx, events, sealed_tx) = (rx.clone(), events.clone(), sealed_tx.clone());
-                            s.spawn(move |_| worker::run_worker(shared, level, rx, sealed_tx, events));
+                            let (rx, events) = (rx.clone(), events.clone());
+                            s.spawn(move |_| worker::run_worker(shared, level, rx, events));
                         }
                     }),
                     Err(e) => shared.fail(Error::InvalidArgument(format!("cannot start worker threads: {e}"))),
@@ -215,21 +189,18 @@ pub fn run_backup(repo: &Repository, options: BackupOptions, progress: Arc<Progr
         walk::Walker::new(shared, file_tx, event_tx).run(&options.path, parent_root);
         stats::StageTimes::add(&progress.stages.walk, walk_start);
         progress.walk_done.store(true, Ordering::Relaxed);
-        let root = assembler.join().expect("assembler thread panicked");
-        packer.join().expect("packer thread panicked");
-        for u in uploaders {
-            u.join().expect("uploader thread panicked");
-        }
-        root
+        assembler.join().expect("assembler thread panicked")
     });
 
-    if let Some(error) = shared.failure.lock().unwrap_or_else(|p| p.into_inner()).take() {
+    let Shared { session, failure, errors, .. } = shared;
+    if let Some(error) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(error);
     }
     let (root, mut stats) = assembled.ok_or_else(|| Error::corrupt("backup", "no root tree was produced"))?;
-    repo.write_index(&written.take_all())?;
+    // Packs and index first: the snapshot may only refer to what is durable.
+    session.finish()?;
 
-    let errors = shared.errors.into_inner().unwrap_or_else(|p| p.into_inner());
+    let errors = errors.into_inner().unwrap_or_else(|p| p.into_inner());
     stats.errors = progress.errors.load(Ordering::Relaxed);
     stats.bytes_read = progress.bytes_read.load(Ordering::Relaxed);
     stats.chunks_new = progress.chunks_new.load(Ordering::Relaxed);

@@ -67,7 +67,7 @@ impl<'a, 'r> Walker<'a, 'r> {
 
     fn parent_nodes(&self, tree: Option<TreeId>) -> HashMap<Vec<u8>, Node> {
         let Some(tree) = tree else { return HashMap::new() };
-        match self.shared.repo.read_tree(&tree) {
+        match self.shared.access.read_tree(&tree) {
             Ok(nodes) => nodes.into_iter().map(|n| (n.name.clone(), n)).collect(),
             Err(e) => {
                 tracing::warn!("parent snapshot tree {tree} unreadable, re-reading files: {e}");
@@ -82,10 +82,10 @@ impl<'a, 'r> Walker<'a, 'r> {
         let NodeKind::File { content } = &p.kind else { return None };
         let same =
             p.size == node.size && p.mtime_ns == node.mtime_ns && p.ctime_ns == node.ctime_ns && p.inode == node.inode;
-        let index = &self.shared.index;
+        let session = &self.shared.session;
         let indexed = match content {
-            FileContent::Inline(ids) => ids.iter().all(|id| index.contains(id)),
-            FileContent::List { list, .. } => index.contains(list),
+            FileContent::Inline(ids) => ids.iter().all(|id| session.is_stored(id)),
+            FileContent::List { list, .. } => session.is_stored(list),
         };
         (same && indexed).then(|| content.clone())
     }

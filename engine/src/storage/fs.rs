@@ -138,7 +138,7 @@ impl Storage for FsStorage {
         self.write_atomically(name, data)
     }
 
-    fn writer<'a>(&'a self, name: &str) -> Result<Box<dyn BlobWriter + 'a>, StorageError> {
+    fn writer(&self, name: &str) -> Result<Box<dyn BlobWriter>, StorageError> {
         Ok(Box::new(self.start(name)?))
     }
 

@@ -47,8 +47,8 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
-    fn writer<'a>(&'a self, name: &str) -> Result<Box<dyn BlobWriter + 'a>, StorageError> {
-        Ok(Box::new(BufferedWriter::new(self, name)?))
+    fn writer(&self, name: &str) -> Result<Box<dyn BlobWriter>, StorageError> {
+        Ok(Box::new(BufferedWriter::new(Box::new(self.clone()), name)?))
     }
 
     fn get(&self, name: &str) -> Result<Vec<u8>, StorageError> {

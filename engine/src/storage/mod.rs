@@ -64,21 +64,21 @@ pub trait BlobWriter: Send {
 }
 
 /// A [`BlobWriter`] that gathers the blob in memory and stores it with one `put`, for backends that
-/// cannot stream.
-pub struct BufferedWriter<'a> {
-    storage: &'a dyn Storage,
+/// cannot stream. It holds its own handle to the backend.
+pub struct BufferedWriter {
+    storage: Box<dyn Storage>,
     name: String,
     data: Vec<u8>,
 }
 
-impl<'a> BufferedWriter<'a> {
-    pub fn new(storage: &'a dyn Storage, name: &str) -> Result<Self, StorageError> {
+impl BufferedWriter {
+    pub fn new(storage: Box<dyn Storage>, name: &str) -> Result<Self, StorageError> {
         validate_name(name)?;
         Ok(Self { storage, name: name.to_string(), data: Vec::new() })
     }
 }
 
-impl BlobWriter for BufferedWriter<'_> {
+impl BlobWriter for BufferedWriter {
     fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
         self.data.extend_from_slice(data);
         Ok(())
@@ -97,7 +97,7 @@ pub trait Storage: Send + Sync {
     fn put(&self, name: &str, data: &[u8]) -> Result<(), StorageError>;
     /// Starts writing a blob piece by piece (large packs are streamed rather than held in memory). Backends
     /// that cannot stream return a [`BufferedWriter`].
-    fn writer<'a>(&'a self, name: &str) -> Result<Box<dyn BlobWriter + 'a>, StorageError>;
+    fn writer(&self, name: &str) -> Result<Box<dyn BlobWriter>, StorageError>;
     /// Reads a whole blob.
     fn get(&self, name: &str) -> Result<Vec<u8>, StorageError>;
     /// Reads `length` bytes at `offset`; the range must lie inside the blob.

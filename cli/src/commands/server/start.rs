@@ -9,7 +9,10 @@
 
 use std::net::SocketAddr;
 
+use std::sync::Arc;
+
 use anyhow::{bail, Context as _, Result};
+use cairn_transport::server;
 use cairn_transport::tls::ServerIdentity;
 
 use crate::args::ServerStartArgs;
@@ -44,12 +47,35 @@ pub fn identity(args: &ServerStartArgs, listen: &SocketAddr) -> Result<ServerIde
 }
 
 pub fn run(ctx: &Context, args: ServerStartArgs) -> Result<()> {
-    let _ = ctx;
+    if args.ui {
+        bail!("--ui: the UI server is not part of this build yet; run without --ui for the repository server");
+    }
+    let repo = Arc::new(ctx.open_direct()?);
     let listen = resolve(&args.address)?;
     let identity = identity(&args, &listen)?;
     eprintln!("SERVER CERT SHA256: {}", identity.fingerprint());
     if args.tls_print_server_cert {
         eprintln!("SERVER CERTIFICATE: {}", identity.pem_base64());
     }
-    bail!("the repository server is not available in this build yet")
+    run_repository_server(repo, listen, &identity, args.shutdown_on_stdin)
+}
+
+/// Runs the QUIC repository server until shutdown; prints `SERVER ADDRESS: quic://IP:PORT` once bound.
+pub fn run_repository_server(
+    repo: Arc<cairn_engine::Repository>,
+    listen: SocketAddr,
+    identity: &ServerIdentity,
+    shutdown_on_stdin: bool,
+) -> Result<()> {
+    let users = cairn_transport::users::list(&repo)?;
+    if users.is_empty() {
+        eprintln!(
+            "No server users yet: add one with `cairn server user add USER@HOST`; logins are refused until then."
+        );
+    }
+    server::run(repo, listen, identity, server::Shutdown { on_stdin_close: shutdown_on_stdin }, |bound| {
+        eprintln!("SERVER ADDRESS: quic://{bound}");
+    })?;
+    eprintln!("Server stopped.");
+    Ok(())
 }

@@ -24,17 +24,13 @@ fn user_password(given: Option<String>, name: &str) -> Result<String> {
 }
 
 pub fn run(ctx: &Context, command: ServerUserCommand) -> Result<()> {
-    let (_, repo) = ctx.open()?;
+    let repo = ctx.open_direct()?;
     match command {
-        ServerUserCommand::Add { name, user_password: pw, admin, isolated } => {
+        ServerUserCommand::Add { name, user_password: pw, admin } => {
             users::validate_name(&name)?;
             let pw = user_password(pw, &name)?;
-            users::add(&repo, &name, &pw, admin, isolated)?;
-            eprintln!(
-                "Added user {name}{}{}.",
-                if admin { " (admin)" } else { "" },
-                if isolated { " (isolated)" } else { "" }
-            );
+            users::add(&repo, &name, &pw, admin, false)?;
+            eprintln!("Added user {name}{}.", if admin { " (admin)" } else { "" });
         }
         ServerUserCommand::Set { name, user_password: pw, admin } => {
             if pw.is_none() && admin.is_none() {
@@ -48,18 +44,12 @@ pub fn run(ctx: &Context, command: ServerUserCommand) -> Result<()> {
             if json {
                 let rows: Vec<_> = all
                     .iter()
-                    .map(|u| serde_json::json!({"name": u.name, "admin": u.admin, "isolated": u.isolated, "created": u.created}))
+                    .map(|u| serde_json::json!({"name": u.name, "admin": u.admin, "created": u.created}))
                     .collect();
                 return output::json(&rows);
             }
             for u in all {
-                let flags = [(u.admin, "admin"), (u.isolated, "isolated")]
-                    .iter()
-                    .filter(|(on, _)| *on)
-                    .map(|(_, n)| *n)
-                    .collect::<Vec<_>>()
-                    .join(",");
-                println!("{}{}", u.name, if flags.is_empty() { String::new() } else { format!(" ({flags})") });
+                println!("{}{}", u.name, if u.admin { " (admin)" } else { "" });
             }
         }
         ServerUserCommand::Delete { name } => {

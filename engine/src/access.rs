@@ -1,0 +1,165 @@
+//! What commands need from a repository, whether it is opened directly (`Repository`, standalone mode) or
+//! reached through a repository server (the client in `cairn-transport`). Backups write through a
+//! [`BlobSession`]; everything else reads. Walking trees, finding snapshots and resolving paths are
+//! provided on top of the few required methods, so both kinds of access behave the same.
+
+use crate::chunker::{Chunker, ChunkerParams};
+use crate::compress::Compression;
+use crate::crypto::keys::{BlobClass, HashingKey};
+use crate::error::{Error, Result};
+use crate::ids::{ContentId, SnapshotId, TreeId};
+use crate::snapshot::{Snapshot, Source};
+use crate::tree::{ChunkList, FileContent, Node, NodeKind, TreeRecord};
+
+/// A blob ready to store: its plaintext, and its compressed form when compression helped.
+pub struct PreparedBlob<'a> {
+    pub class: BlobClass,
+    pub id: ContentId,
+    pub plaintext: &'a [u8],
+    pub compression: Compression,
+    /// The zstd frame when `compression` is zstd; ignored otherwise.
+    pub compressed: &'a [u8],
+}
+
+impl PreparedBlob<'_> {
+    /// The bytes that get encrypted: the zstd frame, or the plaintext when stored raw.
+    pub fn payload(&self) -> &[u8] {
+        match self.compression {
+            Compression::Zstd => self.compressed,
+            Compression::None => self.plaintext,
+        }
+    }
+}
+
+/// Writing side of one backup. Blobs stored through a session become durable by [`BlobSession::finish`];
+/// only then may a snapshot refer to them.
+pub trait BlobSession: Send + Sync {
+    /// For each id, whether the caller must store it: false when the repository has it or this session
+    /// already claimed it.
+    fn claim(&self, ids: &[ContentId]) -> Result<Vec<bool>>;
+    /// Whether the repository has this blob (to reuse a parent snapshot's chunks without reading).
+    fn is_stored(&self, id: &ContentId) -> bool;
+    /// Stores a claimed blob; returns the bytes it will occupy (or did occupy on the wire).
+    fn store(&self, blob: PreparedBlob<'_>) -> Result<u64>;
+    /// Makes everything stored so far durable and indexed.
+    fn finish(self: Box<Self>) -> Result<()>;
+}
+
+/// Read access plus backup sessions.
+pub trait Access: Send + Sync {
+    /// The key that names content (shared with server clients).
+    fn hashing_key(&self) -> &HashingKey;
+    fn chunker_params(&self) -> ChunkerParams;
+    fn compression_level(&self) -> i32;
+    /// Every snapshot this caller may see, oldest first.
+    fn list_snapshots(&self) -> Result<Vec<Snapshot>>;
+    /// Records a snapshot (after its session finished).
+    fn write_snapshot(&self, snap: &Snapshot) -> Result<()>;
+    fn delete_snapshot(&self, id: &SnapshotId) -> Result<()>;
+    /// A blob's plaintext, verified against its id.
+    fn read_blob(&self, id: &ContentId) -> Result<Vec<u8>>;
+    /// Plaintext lengths of blobs (`None` for unknown ids).
+    fn blob_sizes(&self, ids: &[ContentId]) -> Result<Vec<Option<u32>>>;
+    /// Starts a backup's writes; `progress` receives pack and upload timings.
+    fn open_session(&self, progress: std::sync::Arc<crate::backup::Progress>) -> Result<Box<dyn BlobSession>>;
+
+    /// The repository's chunker.
+    fn chunker(&self) -> Result<Chunker> {
+        Chunker::new(self.chunker_params(), self.hashing_key().gear_seed())
+    }
+
+    /// A folder's entries, following pages.
+    fn read_tree(&self, id: &TreeId) -> Result<Vec<Node>> {
+        match TreeRecord::decode(&self.read_blob(id)?)? {
+            TreeRecord::Entries(nodes) => Ok(nodes),
+            TreeRecord::Pages(pages) => {
+                let mut all = Vec::new();
+                for page in pages {
+                    match TreeRecord::decode(&self.read_blob(&page)?)? {
+                        TreeRecord::Entries(nodes) => all.extend(nodes),
+                        TreeRecord::Pages(_) => return Err(Error::corrupt(format!("tree {id}"), "nested pages")),
+                    }
+                }
+                Ok(all)
+            }
+        }
+    }
+
+    /// A file's chunk ids in order, following chunk lists.
+    fn file_chunks(&self, content: &FileContent) -> Result<Vec<ContentId>> {
+        match content {
+            FileContent::Inline(ids) => Ok(ids.clone()),
+            FileContent::List { list, chunks } => {
+                let mut out = Vec::with_capacity((*chunks).min(1 << 20) as usize);
+                let mut pending = vec![(*list, None::<u8>)];
+                // Depth-first, in order: expand lists level by level.
+                while let Some((id, expected)) = pending.pop() {
+                    let record = ChunkList::decode(&self.read_blob(&id)?)?;
+                    if expected.is_some_and(|l| l != record.level) {
+                        return Err(Error::corrupt(format!("chunk list {id}"), "unexpected level"));
+                    }
+                    if record.level == 0 {
+                        out.extend(record.ids);
+                    } else {
+                        pending.extend(record.ids.into_iter().rev().map(|sub| (sub, Some(record.level - 1))));
+                    }
+                    if out.len() as u64 > *chunks {
+                        break;
+                    }
+                }
+                if out.len() as u64 != *chunks {
+                    return Err(Error::corrupt(format!("chunk list {list}"), "chunk count mismatch"));
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// The newest snapshot of a source, if any.
+    fn latest_snapshot(&self, source: &Source) -> Result<Option<Snapshot>> {
+        Ok(self.list_snapshots()?.into_iter().rfind(|s| &s.source == source))
+    }
+
+    /// Finds a snapshot by a unique id prefix.
+    fn find_snapshot(&self, prefix: &str) -> Result<Snapshot> {
+        if prefix.is_empty() || prefix.len() > 32 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::InvalidArgument(format!("{prefix:?} is not a snapshot id or id prefix")));
+        }
+        let prefix = prefix.to_ascii_lowercase();
+        let mut matches: Vec<Snapshot> =
+            self.list_snapshots()?.into_iter().filter(|s| s.id.to_hex().starts_with(&prefix)).collect();
+        match matches.len() {
+            0 => Err(Error::NotFound(format!("snapshot {prefix}"))),
+            1 => Ok(matches.remove(0)),
+            n => Err(Error::InvalidArgument(format!("snapshot id prefix {prefix} is ambiguous ({n} snapshots)"))),
+        }
+    }
+
+    /// Resolves `path` (slash-separated, relative to the snapshot root) to its entry and, for folders, tree.
+    fn resolve_path(&self, root: &TreeId, path: &str) -> Result<Resolved> {
+        let mut tree = Some(*root);
+        let mut node: Option<Node> = None;
+        for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+            let current = tree.ok_or_else(|| Error::NotFound(format!("{path} (a parent is not a folder)")))?;
+            let found = self
+                .read_tree(&current)?
+                .into_iter()
+                .find(|n| n.name == part.as_bytes())
+                .ok_or_else(|| Error::NotFound(format!("{path} in snapshot")))?;
+            tree = match &found.kind {
+                NodeKind::Dir { tree } => Some(*tree),
+                _ => None,
+            };
+            node = Some(found);
+        }
+        Ok(Resolved { node, tree })
+    }
+}
+
+/// A path inside a snapshot.
+pub struct Resolved {
+    /// The entry (None for the snapshot root).
+    pub node: Option<Node>,
+    /// The folder's tree when the path is a folder.
+    pub tree: Option<TreeId>,
+}

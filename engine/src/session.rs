@@ -1,0 +1,276 @@
+//! A backup's writes into a repository opened directly. Workers seal blobs (compress was done by the
+//! caller; encryption happens here, on the caller's thread) and hand them to a packer thread, which
+//! streams them into the open data and metadata packs, so a pack is never held in memory. Full packs go to
+//! two uploader threads that make them durable and visible (fsync, rename) and, every [`PACKS_PER_INDEX`]
+//! packs, write an index blob for what is stored so far. [`LocalSession::finish`] closes the open packs and
+//! writes the last index blob. The same session type serves clients of the repository server.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use crate::access::{BlobSession, PreparedBlob};
+use crate::backup::stats::StageTimes;
+use crate::backup::Progress;
+use crate::content::{self, SealedContent};
+use crate::crypto::keys::{BlobClass, KeySet};
+use crate::error::{Error, Result};
+use crate::ids::{ContentId, PackId};
+use crate::index::{self, Index};
+use crate::pack::{PackBuilder, PackEntry, PACK_MAGIC};
+use crate::storage::{BlobWriter, Storage};
+
+/// Packs stored per index blob written during a session (so an interrupted backup's uploads are reused).
+pub const PACKS_PER_INDEX: usize = 32;
+
+type PackList = Vec<(BlobClass, PackId, Vec<PackEntry>)>;
+
+/// State the session's threads share.
+struct Shared {
+    storage: Arc<dyn Storage>,
+    keys: KeySet,
+    index: Arc<Index>,
+    progress: Arc<Progress>,
+    written: Mutex<PackList>,
+    failed: AtomicBool,
+    failure: Mutex<Option<Error>>,
+}
+
+impl Shared {
+    fn fail(&self, error: Error) {
+        let mut slot = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(error);
+        }
+        self.failed.store(true, Ordering::SeqCst);
+    }
+
+    fn stopped(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    fn take_failure(&self) -> Option<Error> {
+        self.failure.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Records a stored pack; returns a batch to index when enough have accumulated.
+    fn stored(&self, pack: (BlobClass, PackId, Vec<PackEntry>)) -> Option<PackList> {
+        let mut packs = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        packs.push(pack);
+        (packs.len() >= PACKS_PER_INDEX).then(|| std::mem::take(&mut *packs))
+    }
+
+    fn write_index(&self, packs: &PackList) -> Result<()> {
+        index::store_index_blob(self.storage.as_ref(), &self.keys, &self.index, packs)
+    }
+}
+
+/// Writes into a local repository.
+pub struct LocalSession {
+    shared: Arc<Shared>,
+    in_flight: Mutex<HashSet<ContentId>>,
+    sealed: Option<Sender<SealedContent>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl LocalSession {
+    /// Starts the packer and uploader threads.
+    pub fn start(
+        storage: Arc<dyn Storage>,
+        keys: KeySet,
+        index: Arc<Index>,
+        pack_size: usize,
+        progress: Arc<Progress>,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            storage,
+            keys,
+            index,
+            progress,
+            written: Mutex::new(Vec::new()),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+        });
+        let (sealed_tx, sealed_rx) = bounded::<SealedContent>(8);
+        let (pack_tx, pack_rx) = bounded::<ClosedPack>(2);
+        let mut threads = Vec::new();
+        for i in 0..2 {
+            let (shared, rx) = (shared.clone(), pack_rx.clone());
+            threads.push(spawn(&format!("cairn-upload-{i}"), move || run_uploader(&shared, rx)));
+        }
+        let packer_shared = shared.clone();
+        threads.push(spawn("cairn-packer", move || run_packer(&packer_shared, pack_size, sealed_rx, pack_tx)));
+        Self { shared, in_flight: Mutex::new(HashSet::new()), sealed: Some(sealed_tx), threads }
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
+    std::thread::Builder::new().name(name.to_string()).spawn(f).expect("spawning a thread")
+}
+
+impl BlobSession for LocalSession {
+    fn claim(&self, ids: &[ContentId]) -> Result<Vec<bool>> {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(ids.iter().map(|id| !self.shared.index.contains(id) && in_flight.insert(*id)).collect())
+    }
+
+    fn is_stored(&self, id: &ContentId) -> bool {
+        self.shared.index.contains(id)
+    }
+
+    fn store(&self, blob: PreparedBlob<'_>) -> Result<u64> {
+        if let Some(e) = self.shared.stopped().then(|| self.shared.take_failure()).flatten() {
+            return Err(e);
+        }
+        let sealed = content::seal_compressed(
+            &self.shared.keys,
+            blob.class,
+            blob.id,
+            blob.plaintext,
+            blob.compression,
+            blob.compressed,
+        );
+        let len = sealed.bytes.len() as u64;
+        let sender = self.sealed.as_ref().ok_or_else(|| Error::corrupt("session", "store after finish"))?;
+        if sender.send(sealed).is_err() {
+            return Err(self.shared.take_failure().unwrap_or(Error::Cancelled));
+        }
+        Ok(len)
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<()> {
+        drop(self.sealed.take());
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        if let Some(e) = self.shared.take_failure() {
+            return Err(e);
+        }
+        let rest = std::mem::take(&mut *self.shared.written.lock().unwrap_or_else(|p| p.into_inner()));
+        self.shared.write_index(&rest)
+    }
+}
+
+impl Drop for LocalSession {
+    fn drop(&mut self) {
+        // Abandoned (an error elsewhere): stop the threads without publishing an index for open packs.
+        if !self.threads.is_empty() {
+            self.shared.fail(Error::Cancelled);
+            drop(self.sealed.take());
+            for t in self.threads.drain(..) {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// A pack whose bytes are all written, waiting to be made durable.
+struct ClosedPack {
+    writer: Box<dyn BlobWriter>,
+    class: BlobClass,
+    id: PackId,
+    entries: Vec<PackEntry>,
+}
+
+struct OpenPack {
+    layout: PackBuilder,
+    writer: Box<dyn BlobWriter>,
+}
+
+impl OpenPack {
+    fn start(shared: &Shared, class: BlobClass) -> Result<Self> {
+        let layout = PackBuilder::new(class);
+        let mut writer = shared.storage.writer(&layout.name())?;
+        writer.write(PACK_MAGIC)?;
+        Ok(Self { layout, writer })
+    }
+
+    fn close(self, keys: &KeySet) -> Result<ClosedPack> {
+        let OpenPack { layout, mut writer } = self;
+        let trailer = layout.finish(keys);
+        writer.write(&trailer.bytes)?;
+        Ok(ClosedPack { writer, class: trailer.class, id: trailer.id, entries: trailer.entries })
+    }
+}
+
+/// Fills packs until the input closes, then closes the partial ones.
+fn run_packer(shared: &Shared, pack_size: usize, input: Receiver<SealedContent>, output: Sender<ClosedPack>) {
+    let mut open: [Option<OpenPack>; 2] = [None, None];
+    let stages = &shared.progress.stages;
+    for blob in input {
+        if shared.stopped() {
+            continue;
+        }
+        let start = Instant::now();
+        if let Err(e) = add_blob(shared, pack_size, &mut open, &blob, &output) {
+            shared.fail(e);
+        }
+        StageTimes::add(&stages.pack, start);
+    }
+    for pack in open.into_iter().flatten() {
+        if shared.stopped() {
+            return;
+        }
+        match pack.close(&shared.keys) {
+            Ok(closed) => {
+                if output.send(closed).is_err() {
+                    return;
+                }
+            }
+            Err(e) => shared.fail(e),
+        }
+    }
+}
+
+fn add_blob(
+    shared: &Shared,
+    pack_size: usize,
+    open: &mut [Option<OpenPack>; 2],
+    blob: &SealedContent,
+    output: &Sender<ClosedPack>,
+) -> Result<()> {
+    let slot = &mut open[blob.class as usize];
+    // Close the open pack first if this blob would take it past the target size.
+    if slot.as_ref().is_some_and(|p| !p.layout.is_empty() && p.layout.len() + blob.bytes.len() > pack_size) {
+        let closed = slot.take().expect("checked").close(&shared.keys)?;
+        if output.send(closed).is_err() {
+            return Ok(());
+        }
+    }
+    let pack = match slot {
+        Some(pack) => pack,
+        None => slot.insert(OpenPack::start(shared, blob.class)?),
+    };
+    pack.layout.add(blob);
+    pack.writer.write(&blob.bytes)?;
+    Ok(())
+}
+
+/// Makes packs durable and visible, and writes index blobs for them in batches.
+fn run_uploader(shared: &Shared, input: Receiver<ClosedPack>) {
+    let stages = &shared.progress.stages;
+    let mut idle = Instant::now();
+    for pack in input {
+        let start = StageTimes::add(&stages.upload_idle, idle);
+        if shared.stopped() {
+            idle = Instant::now();
+            continue;
+        }
+        let ClosedPack { writer, class, id, entries } = pack;
+        let stored = writer.finish();
+        idle = StageTimes::add(&stages.upload, start);
+        if let Err(e) = stored {
+            shared.fail(e.into());
+            continue;
+        }
+        if let Some(batch) = shared.stored((class, id, entries)) {
+            if let Err(e) = shared.write_index(&batch) {
+                shared.fail(e);
+            }
+        }
+    }
+}

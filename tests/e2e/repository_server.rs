@@ -1,0 +1,226 @@
+//! The QUIC repository server end to end: a real server process with a generated certificate, users in
+//! the repository, clients that pin the certificate and never hold the repository password.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{num, stderr, text, Env};
+use crate::tree_gen::{assert_same_tree, build_tree, noise, write, TreeSpec};
+
+/// A running `cairn server start` and what it printed.
+struct Server {
+    child: Child,
+    fingerprint: String,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(owner: &Env) -> Server {
+    let mut cmd: Command = owner.cmd();
+    cmd.args(["server", "start", "--address", "127.0.0.1:0", "--tls-generate-cert"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("start server");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut fingerprint, mut url) = (None, None);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while url.is_none() && Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        if let Some(fp) = line.strip_prefix("SERVER CERT SHA256: ") {
+            fingerprint = Some(fp.to_string());
+        }
+        if let Some(u) = line.strip_prefix("SERVER ADDRESS: ") {
+            url = Some(u.to_string());
+        }
+    }
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let fingerprint = fingerprint.expect("server printed its fingerprint");
+    assert_eq!(fingerprint.len(), 64);
+    let url = url.expect("server printed its address");
+    assert!(url.starts_with("quic://127.0.0.1:"), "{url}");
+    Server { child, fingerprint, url }
+}
+
+/// A client env connected to the server as `user@host` with `password`.
+fn client(server: &Server, user: &str, host: &str, password: &str) -> Env {
+    let env = Env::new();
+    let out = env
+        .cmd()
+        .env("CAIRN_PASSWORD", password)
+        .args([
+            "repository",
+            "connect",
+            "server",
+            "--url",
+            &server.url,
+            "--server-cert-fingerprint",
+            &server.fingerprint,
+        ])
+        .args(["--override-username", user, "--override-hostname", host])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "connect as {user}@{host}: {}", stderr(&out));
+    let config = std::fs::read_to_string(env.config()).unwrap();
+    assert!(!config.contains(password), "the client config must not hold the password");
+    assert!(!config.contains(crate::support::PASSWORD), "nor the repository password");
+    env
+}
+
+fn run_as(env: &Env, password: &str, args: &[&str]) -> std::process::Output {
+    env.cmd().env("CAIRN_PASSWORD", password).args(args).output().unwrap()
+}
+
+#[test]
+fn two_users_back_up_concurrently_and_stay_apart() {
+    let owner = Env::new();
+    owner.create_repo();
+    owner.ok(&["server", "user", "add", "alice@laptop", "--user-password", "alice-pw"]);
+    owner.ok(&["server", "user", "add", "bob@desk", "--user-password", "bob-pw"]);
+    let listed = owner.json(&["server", "user", "list", "--json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    let server = start_server(&owner);
+
+    let alice = client(&server, "alice", "laptop", "alice-pw");
+    let bob = client(&server, "bob", "desk", "bob-pw");
+    build_tree(&alice.path("src"), &TreeSpec { small_files: 300, big_file_bytes: 24 << 20 });
+    write(&bob.path("src/bob.bin"), &noise(77, 12 << 20));
+    write(&bob.path("src/notes.txt"), b"bob's notes");
+
+    // Both back up at the same time.
+    let (a_src, b_src) = (alice.path("src"), bob.path("src"));
+    let a = std::thread::spawn({
+        let env_cmd = alice.cmd();
+        let src = a_src.clone();
+        move || {
+            let mut cmd = env_cmd;
+            cmd.env("CAIRN_PASSWORD", "alice-pw")
+                .args(["snapshot", "create", src.to_str().unwrap(), "--json"])
+                .output()
+                .unwrap()
+        }
+    });
+    let b = run_as(&bob, "bob-pw", &["snapshot", "create", b_src.to_str().unwrap(), "--json"]);
+    let a = a.join().unwrap();
+    assert!(a.status.success() && b.status.success(), "alice: {} bob: {}", stderr(&a), stderr(&b));
+    let a_snap: serde_json::Value = serde_json::from_slice(&a.stdout).unwrap();
+    let b_snap: serde_json::Value = serde_json::from_slice(&b.stdout).unwrap();
+    assert_eq!(text(&a_snap, "/source/userName"), "alice");
+    assert_eq!(text(&a_snap, "/source/host"), "laptop");
+
+    // Each restores its own data byte-identical.
+    let a_out = alice.path("restored");
+    let out = run_as(&alice, "alice-pw", &["restore", "latest", a_out.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_tree(&a_src, &a_out);
+    let b_out = bob.path("restored");
+    let out = run_as(&bob, "bob-pw", &["restore", "latest", b_out.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_tree(&b_src, &b_out);
+
+    // Neither sees nor reads the other's snapshots.
+    let bob_list: serde_json::Value =
+        serde_json::from_slice(&run_as(&bob, "bob-pw", &["snapshot", "list", "--all", "--json"]).stdout).unwrap();
+    assert_eq!(bob_list.as_array().unwrap().len(), 1, "bob sees only his own: {bob_list}");
+    for args in [
+        vec!["ls", text(&a_snap, "/id")],
+        vec!["restore", text(&a_snap, "/id"), "x"],
+        vec!["snapshot", "delete", text(&a_snap, "/id")],
+    ] {
+        let out = run_as(&bob, "bob-pw", &args);
+        assert_eq!(out.status.code(), Some(1), "bob {args:?}: {}", stderr(&out));
+    }
+    let owner_list = owner.json(&["snapshot", "list", "--all", "--json"]);
+    assert_eq!(owner_list.as_array().unwrap().len(), 2, "both snapshots are in the repository");
+
+    // A second backup through the server sends (almost) no chunk bytes.
+    let again = run_as(&alice, "alice-pw", &["snapshot", "create", a_src.to_str().unwrap(), "--json"]);
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(num(&again, "/stats/bytesNew"), 0, "{again}");
+    assert_eq!(num(&again, "/stats/bytesRead"), 0, "{again}");
+    // Bob backs up alice-like data: deduplicated against hers by content id, nothing re-sent.
+    write(&bob.path("src2/copy.bin"), &std::fs::read(a_src.join("big/large.bin")).unwrap());
+    let copy = run_as(&bob, "bob-pw", &["snapshot", "create", bob.path("src2").to_str().unwrap(), "--json"]);
+    let copy: serde_json::Value = serde_json::from_slice(&copy.stdout).unwrap();
+    assert!(num(&copy, "/stats/bytesNew") < 1 << 20, "{copy}");
+    let _ = b_snap;
+}
+
+#[test]
+fn wrong_fingerprint_password_and_user_are_refused() {
+    let owner = Env::new();
+    owner.create_repo();
+    owner.ok(&["server", "user", "add", "carol@box", "--user-password", "carol-pw"]);
+    let server = start_server(&owner);
+    let env = Env::new();
+    let connect = |fp: &str, user: &str, pw: &str| {
+        env.cmd()
+            .env("CAIRN_PASSWORD", pw)
+            .args(["repository", "connect", "server", "--url", &server.url, "--server-cert-fingerprint", fp])
+            .args(["--override-username", user, "--override-hostname", "box"])
+            .output()
+            .unwrap()
+    };
+    let wrong_fp = "ab".repeat(32);
+    let out = connect(&wrong_fp, "carol", "carol-pw");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("fingerprint mismatch") && err.contains(&wrong_fp) && err.contains(&server.fingerprint),
+        "{err}"
+    );
+    let out = connect(&server.fingerprint, "carol", "not-carols");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("authentication failed"), "{}", stderr(&out));
+    let out = connect(&server.fingerprint, "mallory", "carol-pw");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("authentication failed"), "{}", stderr(&out));
+    let out = connect("xyz", "carol", "carol-pw");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("invalid certificate fingerprint"), "{}", stderr(&out));
+    // The right credentials still work, and a password change applies without a restart.
+    assert!(connect(&server.fingerprint, "carol", "carol-pw").status.success());
+    owner.ok(&["server", "user", "set", "carol@box", "--user-password", "new-pw"]);
+    assert_eq!(connect(&server.fingerprint, "carol", "carol-pw").status.code(), Some(1));
+    assert!(connect(&server.fingerprint, "carol", "new-pw").status.success());
+}
+
+#[test]
+fn killed_client_leaves_the_repository_consistent() {
+    let owner = Env::new();
+    owner.create_repo();
+    owner.ok(&["server", "user", "add", "dave@pc", "--user-password", "dave-pw"]);
+    let server = start_server(&owner);
+    let dave = client(&server, "dave", "pc", "dave-pw");
+    write(&dave.path("src/a.bin"), &noise(1, 48 << 20));
+    write(&dave.path("src/b.bin"), &noise(2, 48 << 20));
+    let src = dave.path("src");
+    let mut child = dave
+        .cmd()
+        .env("CAIRN_PASSWORD", "dave-pw")
+        .args(["snapshot", "create", src.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = child.kill();
+    let _ = child.wait();
+    // The next backup completes and everything restores.
+    let out = run_as(&dave, "dave-pw", &["snapshot", "create", src.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let restored = dave.path("out");
+    let out = run_as(&dave, "dave-pw", &["restore", "latest", restored.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_tree(&src, &restored);
+    // The repository opened directly lists exactly the one complete snapshot.
+    let list = owner.json(&["snapshot", "list", "--all", "--json"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+}

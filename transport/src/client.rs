@@ -1,0 +1,292 @@
+//! The repository-server client: implements the engine's `Access`, so every snapshot command works through
+//! a server unchanged. It owns a small tokio runtime that drives the QUIC connection; the engine's plain
+//! threads (CLI, backup workers) call in with `Handle::block_on`, each request on its own stream, so
+//! several workers upload at once and QUIC flow control provides backpressure. It must not be called from
+//! inside an async context.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use cairn_engine::access::{Access, BlobSession, PreparedBlob};
+use cairn_engine::backup::Progress;
+use cairn_engine::chunker::ChunkerParams;
+use cairn_engine::compress;
+use cairn_engine::crypto::keys::HashingKey;
+use cairn_engine::ids::{ContentId, SnapshotId};
+use cairn_engine::snapshot::Snapshot;
+use cairn_engine::{content, Error, Result};
+use tokio::runtime::{Handle, Runtime};
+
+use crate::protocol::frame::{decode_body, frame_length};
+use crate::protocol::{encode_frame, ErrorCode, Request, Response, MAX_BATCH};
+use crate::server::client_transport;
+use crate::tls::{parse_fingerprint, PinnedVerifier};
+
+/// A connection to a repository server, logged in.
+pub struct RemoteRepository {
+    runtime: Runtime,
+    endpoint: quinn::Endpoint,
+    conn: quinn::Connection,
+    hashing: HashingKey,
+    chunker: ChunkerParams,
+    level: i32,
+    /// The account this connection is logged in as (`USER@HOST`).
+    pub user: String,
+    pub admin: bool,
+    pub repository_id: String,
+}
+
+/// Parses `quic://HOST:PORT`.
+pub fn parse_url(url: &str) -> Result<(String, SocketAddr)> {
+    use std::net::ToSocketAddrs;
+    let rest = url
+        .strip_prefix("quic://")
+        .ok_or_else(|| Error::InvalidArgument(format!("server URL {url:?} must look like quic://HOST:PORT")))?;
+    let rest = rest.trim_end_matches('/');
+    let addr = rest
+        .to_socket_addrs()
+        .map_err(|e| Error::InvalidArgument(format!("server URL {url:?}: {e}")))?
+        .next()
+        .ok_or_else(|| Error::InvalidArgument(format!("server URL {url:?} resolves to nothing")))?;
+    let host = rest.rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']'])).unwrap_or(rest).to_string();
+    Ok((host, addr))
+}
+
+fn remote_error(code: ErrorCode, message: String) -> Error {
+    match code {
+        ErrorCode::NotFound => Error::NotFound(message),
+        ErrorCode::PermissionDenied => Error::Denied(message),
+        ErrorCode::AuthenticationFailed => Error::Remote(format!("authentication failed: {message}")),
+        ErrorCode::Corrupt => Error::corrupt("server reply", message),
+        _ => Error::Remote(message),
+    }
+}
+
+async fn call(conn: &quinn::Connection, request: &Request) -> Result<Response> {
+    let io = |e: String| Error::Remote(format!("connection: {e}"));
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| io(e.to_string()))?;
+    send.write_all(&encode_frame(request)).await.map_err(|e| io(e.to_string()))?;
+    send.finish().map_err(|e| io(e.to_string()))?;
+    let mut prefix = [0u8; 4];
+    recv.read_exact(&mut prefix).await.map_err(|e| io(e.to_string()))?;
+    let len = frame_length(prefix).map_err(|e| io(e.to_string()))?;
+    let mut body = vec![0u8; len];
+    recv.read_exact(&mut body).await.map_err(|e| io(e.to_string()))?;
+    match decode_body::<Response>(&body).map_err(|e| io(e.to_string()))? {
+        Response::Error { code, message } => Err(remote_error(code, message)),
+        other => Ok(other),
+    }
+}
+
+fn unexpected(r: Response) -> Error {
+    Error::Remote(format!("unexpected reply {:?}", std::mem::discriminant(&r)))
+}
+
+impl RemoteRepository {
+    /// Connects, verifies the pinned certificate and logs in.
+    pub fn connect(url: &str, fingerprint: &str, user: &str, password: &str) -> Result<Self> {
+        let (host, addr) = parse_url(url)?;
+        let pin = parse_fingerprint(fingerprint).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let verifier = PinnedVerifier::new(pin);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("cairn-quic")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Remote(format!("starting the network runtime: {e}")))?;
+        let endpoint = {
+            let _guard = runtime.enter();
+            client_transport(verifier.clone(), addr).map_err(|e| Error::Remote(e.to_string()))?
+        };
+        let server_name = if host.parse::<std::net::IpAddr>().is_ok() { "localhost".to_string() } else { host };
+        let conn = runtime.block_on(async {
+            let connecting =
+                endpoint.connect(addr, &server_name).map_err(|e| Error::Remote(format!("connecting to {url}: {e}")))?;
+            match tokio::time::timeout(std::time::Duration::from_secs(15), connecting).await {
+                Ok(Ok(conn)) => Ok(conn),
+                Ok(Err(e)) => Err(match verifier.presented_hex() {
+                    Some(seen) if seen != verifier.expected_hex() => Error::Remote(format!(
+                        "server certificate fingerprint mismatch: pinned {}, server presented {seen}",
+                        verifier.expected_hex()
+                    )),
+                    _ => Error::Remote(format!("connecting to {url}: {e}")),
+                }),
+                Err(_) => Err(Error::Remote(format!("connecting to {url}: timed out"))),
+            }
+        })?;
+        let hello = Request::Hello { protocol: 1, user: user.to_string(), password: password.to_string() };
+        match runtime.block_on(call(&conn, &hello))? {
+            Response::Welcome { user, admin, hashing_key, chunker, compression_level, repository_id } => Ok(Self {
+                runtime,
+                endpoint,
+                conn,
+                hashing: HashingKey::from_bytes(hashing_key),
+                chunker: ChunkerParams { min: chunker.0, avg: chunker.1, max: chunker.2 },
+                level: compression_level,
+                user,
+                admin,
+                repository_id,
+            }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn request(&self, request: &Request) -> Result<Response> {
+        self.runtime.block_on(call(&self.conn, request))
+    }
+
+    /// Repository facts as JSON.
+    pub fn status(&self) -> Result<serde_json::Value> {
+        match self.request(&Request::Status)? {
+            Response::Status { json } => serde_json::from_slice(&json).map_err(|e| Error::Remote(e.to_string())),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+impl Drop for RemoteRepository {
+    fn drop(&mut self) {
+        self.conn.close(0u32.into(), b"bye");
+        let endpoint = self.endpoint.clone();
+        let _ = self
+            .runtime
+            .block_on(async { tokio::time::timeout(std::time::Duration::from_secs(2), endpoint.wait_idle()).await });
+    }
+}
+
+impl Access for RemoteRepository {
+    fn hashing_key(&self) -> &HashingKey {
+        &self.hashing
+    }
+
+    fn chunker_params(&self) -> ChunkerParams {
+        self.chunker
+    }
+
+    fn compression_level(&self) -> i32 {
+        self.level
+    }
+
+    fn list_snapshots(&self) -> Result<Vec<Snapshot>> {
+        match self.request(&Request::ListSnapshots)? {
+            Response::Snapshots { json } => {
+                let mut snaps: Vec<Snapshot> =
+                    serde_json::from_slice(&json).map_err(|e| Error::Remote(e.to_string()))?;
+                snaps.sort_by_key(|s| (s.start_time, s.id));
+                Ok(snaps)
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn write_snapshot(&self, snap: &Snapshot) -> Result<()> {
+        let json = serde_json::to_vec(snap).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        match self.request(&Request::PutSnapshot { json })? {
+            Response::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn delete_snapshot(&self, id: &SnapshotId) -> Result<()> {
+        match self.request(&Request::DeleteSnapshot { id: *id })? {
+            Response::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn read_blob(&self, id: &ContentId) -> Result<Vec<u8>> {
+        match self.request(&Request::ReadBlob { id: *id })? {
+            Response::Blob { compression, raw_len, payload } => {
+                let compression = compress::Compression::from_byte(compression)?;
+                let plain = compress::decompress(compression, &payload, raw_len as usize, &format!("blob {id}"))?;
+                // Trust nothing: the plaintext must hash to the id we asked for.
+                content::verify_id(&self.hashing, id, &plain)?;
+                Ok(plain)
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn blob_sizes(&self, ids: &[ContentId]) -> Result<Vec<Option<u32>>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for part in ids.chunks(MAX_BATCH) {
+            match self.request(&Request::BlobSizes { ids: part.to_vec() })? {
+                Response::Sizes { sizes } if sizes.len() == part.len() => out.extend(sizes),
+                other => return Err(unexpected(other)),
+            }
+        }
+        Ok(out)
+    }
+
+    fn open_session(&self, _progress: Arc<Progress>) -> Result<Box<dyn BlobSession>> {
+        Ok(Box::new(RemoteSession {
+            handle: self.runtime.handle().clone(),
+            conn: self.conn.clone(),
+            claimed: Mutex::new(std::collections::HashSet::new()),
+        }))
+    }
+}
+
+/// A backup through the server: claims in batches, uploads compressed blobs.
+struct RemoteSession {
+    handle: Handle,
+    conn: quinn::Connection,
+    /// Ids this session already claimed (so a chunk repeated within the backup is sent once).
+    claimed: Mutex<std::collections::HashSet<ContentId>>,
+}
+
+impl RemoteSession {
+    fn request(&self, request: &Request) -> Result<Response> {
+        self.handle.block_on(call(&self.conn, request))
+    }
+}
+
+impl BlobSession for RemoteSession {
+    fn claim(&self, ids: &[ContentId]) -> Result<Vec<bool>> {
+        let fresh: Vec<ContentId> = {
+            let mut claimed = self.claimed.lock().unwrap_or_else(|p| p.into_inner());
+            ids.iter().filter(|id| claimed.insert(**id)).copied().collect()
+        };
+        let mut missing = std::collections::HashMap::new();
+        for part in fresh.chunks(MAX_BATCH) {
+            match self.request(&Request::Claim { ids: part.to_vec() })? {
+                Response::Claimed { missing: m } if m.len() == part.len() => {
+                    missing.extend(part.iter().copied().zip(m))
+                }
+                other => return Err(unexpected(other)),
+            }
+        }
+        // An id repeated within `ids` is sent once: only its first occurrence is claimed.
+        let mut seen = std::collections::HashSet::new();
+        Ok(ids.iter().map(|id| seen.insert(*id) && missing.get(id).copied().unwrap_or(false)).collect())
+    }
+
+    /// The parent snapshot's chunks are kept by the server (maintenance never removes what a snapshot
+    /// references), so a client trusts them.
+    fn is_stored(&self, _id: &ContentId) -> bool {
+        true
+    }
+
+    fn store(&self, blob: PreparedBlob<'_>) -> Result<u64> {
+        let payload = blob.payload().to_vec();
+        let sent = payload.len() as u64;
+        let request = Request::PutBlob {
+            class: blob.class.to_byte(),
+            id: blob.id,
+            compression: blob.compression as u8,
+            raw_len: blob.plaintext.len() as u32,
+            payload,
+        };
+        match self.request(&request)? {
+            Response::Done => Ok(sent),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn finish(self: Box<Self>) -> Result<()> {
+        match self.request(&Request::Finish)? {
+            Response::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Frame codec: `length (u32 LE) · version (1) · postcard(message)`. Decoding never panics and never
+//! allocates more than the frame it was given.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// The only protocol version this build speaks.
+pub const PROTOCOL_VERSION: u8 = 1;
+/// Largest frame body: a 16 MiB chunk plus headroom.
+pub const MAX_FRAME_BYTES: usize = (16 << 20) + 4096;
+
+/// Errors decoding a frame.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FrameError {
+    #[error("frame of {0} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")]
+    TooLarge(usize),
+    #[error("truncated frame")]
+    Truncated,
+    #[error("unsupported protocol version {0} (this build speaks {PROTOCOL_VERSION})")]
+    Version(u8),
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    #[error("{0} trailing bytes after the message")]
+    Trailing(usize),
+}
+
+/// Encodes a message as a whole frame (length prefix included).
+pub fn encode_frame<T: Serialize>(message: &T) -> Vec<u8> {
+    let mut out = vec![0u8; 5];
+    out[4] = PROTOCOL_VERSION;
+    postcard::to_io(message, &mut out).expect("encoding into a Vec cannot fail");
+    let len = (out.len() - 4) as u32;
+    out[..4].copy_from_slice(&len.to_le_bytes());
+    out
+}
+
+/// Reads the length prefix of a frame; checks it against the limit before anything is allocated.
+pub fn frame_length(prefix: [u8; 4]) -> Result<usize, FrameError> {
+    let len = u32::from_le_bytes(prefix) as usize;
+    if len > MAX_FRAME_BYTES {
+        return Err(FrameError::TooLarge(len));
+    }
+    if len == 0 {
+        return Err(FrameError::Truncated);
+    }
+    Ok(len)
+}
+
+/// Decodes a frame body (the bytes after the length prefix).
+pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
+    let (&version, rest) = body.split_first().ok_or(FrameError::Truncated)?;
+    if version != PROTOCOL_VERSION {
+        return Err(FrameError::Version(version));
+    }
+    let (message, trailing) = postcard::take_from_bytes(rest).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    if !trailing.is_empty() {
+        return Err(FrameError::Trailing(trailing.len()));
+    }
+    Ok(message)
+}
+
+/// Decodes a whole frame (length prefix included), as read from a stream.
+pub fn decode_frame<T: DeserializeOwned>(frame: &[u8]) -> Result<T, FrameError> {
+    let prefix: [u8; 4] = frame.get(..4).ok_or(FrameError::Truncated)?.try_into().map_err(|_| FrameError::Truncated)?;
+    let len = frame_length(prefix)?;
+    let body = frame.get(4..).ok_or(FrameError::Truncated)?;
+    if body.len() < len {
+        return Err(FrameError::Truncated);
+    }
+    if body.len() > len {
+        return Err(FrameError::Trailing(body.len() - len));
+    }
+    decode_body(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::protocol::{Request, Response};
+
+    #[test]
+    fn limits_and_versions() {
+        let frame = encode_frame(&Request::ListSnapshots);
+        assert_eq!(decode_frame::<Request>(&frame).unwrap(), Request::ListSnapshots);
+        let mut wrong = frame.clone();
+        wrong[4] = 9;
+        assert_eq!(decode_frame::<Request>(&wrong), Err(FrameError::Version(9)));
+        assert!(matches!(frame_length((MAX_FRAME_BYTES as u32 + 1).to_le_bytes()), Err(FrameError::TooLarge(_))));
+        assert_eq!(decode_frame::<Request>(&frame[..frame.len() - 1]).unwrap_err(), FrameError::Truncated);
+    }
+
+    proptest! {
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode_frame::<Request>(&bytes);
+            let _ = decode_frame::<Response>(&bytes);
+            let _ = decode_body::<Request>(&bytes);
+        }
+
+        #[test]
+        fn requests_round_trip(ids in proptest::collection::vec(any::<[u8; 32]>(), 0..50), payload in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let ids: Vec<_> = ids.into_iter().map(cairn_engine::ids::ContentId).collect();
+            for request in [
+                Request::Claim { ids: ids.clone() },
+                Request::BlobSizes { ids: ids.clone() },
+                Request::PutBlob { class: 1, id: cairn_engine::ids::ContentId([3; 32]), compression: 1, raw_len: 77, payload: payload.clone() },
+            ] {
+                prop_assert_eq!(decode_frame::<Request>(&encode_frame(&request)).unwrap(), request);
+            }
+        }
+    }
+}

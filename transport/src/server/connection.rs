@@ -1,0 +1,328 @@
+//! One client connection: authentication, then one request per bidirectional stream.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use cairn_engine::access::{Access, BlobSession, PreparedBlob};
+use cairn_engine::backup::Progress;
+use cairn_engine::compress::{self, Compression};
+use cairn_engine::content;
+use cairn_engine::crypto::keys::BlobClass;
+use cairn_engine::ids::ContentId;
+use cairn_engine::snapshot::Snapshot;
+use tokio::sync::Semaphore;
+
+use super::{ServerContext, CONNECTION_BUDGET};
+use crate::acl::{owns_source, Readable};
+use crate::protocol::frame::{decode_body, frame_length};
+use crate::protocol::{encode_frame, ErrorCode, Request, Response, MAX_BATCH};
+use crate::users;
+
+/// Who is logged in on this connection.
+#[derive(Clone)]
+struct Login {
+    user: String,
+    admin: bool,
+}
+
+/// Per-connection state.
+struct Conn {
+    ctx: Arc<ServerContext>,
+    peer: IpAddr,
+    login: Mutex<Option<Login>>,
+    readable: Mutex<Readable>,
+    /// The backup being written, opened by the first blob request.
+    session: Mutex<Option<Arc<Box<dyn BlobSession>>>>,
+    /// Ids this client was told to send.
+    claimed: Mutex<HashSet<ContentId>>,
+    budget: Semaphore,
+}
+
+type Reply = Result<Response, (ErrorCode, String)>;
+
+fn err(code: ErrorCode, message: impl Into<String>) -> (ErrorCode, String) {
+    (code, message.into())
+}
+
+fn engine_err(e: cairn_engine::Error) -> (ErrorCode, String) {
+    use cairn_engine::ErrorKind;
+    let code = match e.kind() {
+        ErrorKind::NotFound => ErrorCode::NotFound,
+        ErrorKind::Corrupt => ErrorCode::Corrupt,
+        ErrorKind::InvalidArgument => ErrorCode::BadRequest,
+        _ => ErrorCode::Internal,
+    };
+    (code, e.to_string())
+}
+
+/// Serves a connection until the client closes it.
+pub async fn handle(ctx: Arc<ServerContext>, conn: quinn::Connection) {
+    let state = Arc::new(Conn {
+        ctx,
+        peer: conn.remote_address().ip(),
+        login: Mutex::new(None),
+        readable: Mutex::new(Readable::default()),
+        session: Mutex::new(None),
+        claimed: Mutex::new(HashSet::new()),
+        budget: Semaphore::new(CONNECTION_BUDGET),
+    });
+    let mut streams = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = conn.accept_bi() => match accepted {
+                Ok((send, recv)) => {
+                    let state = state.clone();
+                    streams.spawn(async move { state.stream(send, recv).await });
+                }
+                Err(_) => break,
+            },
+            Some(_) = streams.join_next(), if !streams.is_empty() => {}
+        }
+    }
+    streams.shutdown().await;
+    // An unfinished backup: drop its session (stops its threads; its packs stay unindexed orphans).
+    let session = state.session.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(session) = session {
+        let _ = tokio::task::spawn_blocking(move || drop(session)).await;
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Conn {
+    async fn stream(self: Arc<Self>, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
+        let reply = self.read_and_dispatch(&mut recv).await;
+        let response = reply.unwrap_or_else(|(code, message)| Response::Error { code, message });
+        let _ = send.write_all(&encode_frame(&response)).await;
+        let _ = send.finish();
+        let _ = send.stopped().await;
+    }
+
+    async fn read_and_dispatch(self: &Arc<Self>, recv: &mut quinn::RecvStream) -> Reply {
+        let mut prefix = [0u8; 4];
+        recv.read_exact(&mut prefix).await.map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
+        let len = frame_length(prefix).map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
+        // Bounded memory: wait for room in the connection's budget before reading the body.
+        let _permit = self
+            .budget
+            .acquire_many(len.min(CONNECTION_BUDGET) as u32)
+            .await
+            .map_err(|_| err(ErrorCode::Internal, "shutting down"))?;
+        let mut body = vec![0u8; len];
+        recv.read_exact(&mut body).await.map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
+        let request: Request = decode_body(&body).map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
+        drop(body);
+        if let Request::Hello { protocol, user, password } = request {
+            return self.hello(protocol, user, password).await;
+        }
+        let login = lock(&self.login).clone().ok_or_else(|| err(ErrorCode::NotAuthenticated, "log in first"))?;
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.dispatch(&login, request))
+            .await
+            .map_err(|e| err(ErrorCode::Internal, e.to_string()))?
+    }
+
+    async fn hello(self: &Arc<Self>, protocol: u32, user: String, password: String) -> Reply {
+        if protocol != 1 {
+            return Err(err(
+                ErrorCode::BadRequest,
+                format!("protocol {protocol} not supported (this server speaks 1)"),
+            ));
+        }
+        if lock(&self.login).is_some() {
+            return Err(err(ErrorCode::BadRequest, "already logged in"));
+        }
+        if !self.ctx.limiter.allowed(self.peer) {
+            tracing::warn!("login refused for {user} from {}: too many failures", self.peer);
+            return Err(err(ErrorCode::RateLimited, "too many failed logins from this address; try again in a minute"));
+        }
+        let this = self.clone();
+        let name = user.clone();
+        // Users are read from the repository at each login, so changes apply without a restart.
+        let found = tokio::task::spawn_blocking(move || {
+            users::validate_name(&name).ok()?;
+            let user = users::get(&this.ctx.repo, &name).ok().flatten()?;
+            user.check_password(&password).then_some(user)
+        })
+        .await
+        .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+        let Some(account) = found else {
+            self.ctx.limiter.failed(self.peer);
+            tracing::warn!("login failed for {user:?} from {}", self.peer);
+            return Err(err(ErrorCode::AuthenticationFailed, "invalid user name or password"));
+        };
+        self.ctx.limiter.succeeded(self.peer);
+        tracing::info!("{} logged in from {}", account.name, self.peer);
+        *lock(&self.login) = Some(Login { user: account.name.clone(), admin: account.admin });
+        let repo = &self.ctx.repo;
+        let p = repo.chunker_params();
+        Ok(Response::Welcome {
+            user: account.name,
+            admin: account.admin,
+            hashing_key: *repo.hashing_key().as_bytes(),
+            chunker: (p.min, p.avg, p.max),
+            compression_level: repo.compression_level(),
+            repository_id: repo.format().repository_id.to_hex(),
+        })
+    }
+
+    fn session(&self) -> Result<Arc<Box<dyn BlobSession>>, (ErrorCode, String)> {
+        let mut slot = lock(&self.session);
+        if let Some(s) = slot.as_ref() {
+            return Ok(s.clone());
+        }
+        let session = Arc::new(self.ctx.repo.open_session(Arc::new(Progress::default())).map_err(engine_err)?);
+        *slot = Some(session.clone());
+        Ok(session)
+    }
+
+    fn finish_session(&self) -> Result<(), (ErrorCode, String)> {
+        let Some(session) = lock(&self.session).take() else { return Ok(()) };
+        lock(&self.claimed).clear();
+        // Other requests of this connection may still hold the session briefly; wait for them.
+        let mut session = session;
+        let owned = loop {
+            match Arc::try_unwrap(session) {
+                Ok(owned) => break owned,
+                Err(shared) => {
+                    session = shared;
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+            }
+        };
+        owned.finish().map_err(engine_err)
+    }
+
+    fn dispatch(&self, login: &Login, request: Request) -> Reply {
+        let repo = &self.ctx.repo;
+        match request {
+            Request::Hello { .. } => Err(err(ErrorCode::BadRequest, "already logged in")),
+            Request::Claim { ids } => {
+                if ids.len() > MAX_BATCH {
+                    return Err(err(ErrorCode::BadRequest, format!("more than {MAX_BATCH} ids")));
+                }
+                let missing = self.session()?.claim(&ids).map_err(engine_err)?;
+                let mut claimed = lock(&self.claimed);
+                claimed.extend(ids.iter().zip(&missing).filter(|(_, m)| **m).map(|(id, _)| *id));
+                Ok(Response::Claimed { missing })
+            }
+            Request::PutBlob { class, id, compression, raw_len, payload } => {
+                let class = BlobClass::from_byte(class).map_err(engine_err)?;
+                let compression = Compression::from_byte(compression).map_err(engine_err)?;
+                // Verify before storing: a client must not be able to poison the repository.
+                let plain = compress::decompress(compression, &payload, raw_len as usize, &format!("blob {id}"))
+                    .map_err(engine_err)?;
+                content::verify_id(repo.hashing_key(), &id, &plain).map_err(engine_err)?;
+                if class == BlobClass::Metadata
+                    && cairn_engine::tree::TreeRecord::decode(&plain).is_err()
+                    && cairn_engine::tree::ChunkList::decode(&plain).is_err()
+                {
+                    return Err(err(ErrorCode::Corrupt, "metadata blob is neither a tree nor a chunk list"));
+                }
+                let session = self.session()?;
+                let told = lock(&self.claimed).remove(&id);
+                let store = told || session.claim(&[id]).map_err(engine_err)?.first().copied().unwrap_or(false);
+                if store {
+                    session
+                        .store(PreparedBlob { class, id, plaintext: &plain, compression, compressed: &payload })
+                        .map_err(engine_err)?;
+                }
+                // What this client uploaded it may read back (e.g. trees of its next backup's parent).
+                lock(&self.readable).allow(id);
+                Ok(Response::Done)
+            }
+            Request::Finish => {
+                self.finish_session()?;
+                Ok(Response::Done)
+            }
+            Request::ListSnapshots => {
+                let snaps: Vec<Snapshot> = repo
+                    .list_snapshots()
+                    .map_err(engine_err)?
+                    .into_iter()
+                    .filter(|s| owns_source(&login.user, login.admin, &s.source))
+                    .collect();
+                let mut readable = lock(&self.readable);
+                for s in &snaps {
+                    readable.allow(s.root);
+                }
+                Ok(Response::Snapshots {
+                    json: serde_json::to_vec(&snaps).map_err(|e| err(ErrorCode::Internal, e.to_string()))?,
+                })
+            }
+            Request::PutSnapshot { json } => {
+                let snap: Snapshot =
+                    serde_json::from_slice(&json).map_err(|e| err(ErrorCode::BadRequest, format!("snapshot: {e}")))?;
+                if !owns_source(&login.user, login.admin, &snap.source) {
+                    return Err(err(
+                        ErrorCode::PermissionDenied,
+                        format!("{} may not create snapshots of {}", login.user, snap.source),
+                    ));
+                }
+                self.finish_session()?;
+                if !repo.index().contains(&snap.root) {
+                    return Err(err(ErrorCode::BadRequest, "the snapshot's root tree is not in the repository"));
+                }
+                repo.write_snapshot(&snap).map_err(engine_err)?;
+                lock(&self.readable).allow(snap.root);
+                Ok(Response::Done)
+            }
+            Request::DeleteSnapshot { id } => {
+                let snap = repo.find_snapshot(&id.to_hex()).map_err(engine_err)?;
+                if !owns_source(&login.user, login.admin, &snap.source) {
+                    return Err(err(
+                        ErrorCode::PermissionDenied,
+                        format!("{} may not delete snapshots of {}", login.user, snap.source),
+                    ));
+                }
+                repo.delete_snapshot(&id).map_err(engine_err)?;
+                Ok(Response::Done)
+            }
+            Request::ReadBlob { id } => {
+                if !login.admin && !lock(&self.readable).may_read(&id) {
+                    return Err(err(
+                        ErrorCode::PermissionDenied,
+                        format!("blob {id} is not reachable from your snapshots"),
+                    ));
+                }
+                let (compression, raw_len, payload) = repo.read_blob_payload(&id).map_err(engine_err)?;
+                if repo.index().get(&id).is_some_and(|l| l.class == BlobClass::Metadata) {
+                    let plain = compress::decompress(compression, &payload, raw_len as usize, "metadata")
+                        .map_err(engine_err)?;
+                    lock(&self.readable).learn_from(&plain);
+                }
+                Ok(Response::Blob { compression: compression as u8, raw_len, payload })
+            }
+            Request::BlobSizes { ids } => {
+                if ids.len() > MAX_BATCH {
+                    return Err(err(ErrorCode::BadRequest, format!("more than {MAX_BATCH} ids")));
+                }
+                let readable = lock(&self.readable);
+                let index = repo.index();
+                let sizes = ids
+                    .iter()
+                    .map(|id| {
+                        (login.admin || readable.may_read(id)).then(|| index.get(id).map(|l| l.raw_len)).flatten()
+                    })
+                    .collect();
+                Ok(Response::Sizes { sizes })
+            }
+            Request::Status => {
+                let f = repo.format();
+                let json = serde_json::json!({
+                    "repositoryId": f.repository_id,
+                    "formatVersion": f.version,
+                    "algorithms": f.algorithms,
+                    "chunker": f.chunker,
+                    "compressionLevel": f.compression_level,
+                    "user": login.user,
+                    "admin": login.admin,
+                });
+                Ok(Response::Status { json: json.to_string().into_bytes() })
+            }
+        }
+    }
+}

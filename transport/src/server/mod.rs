@@ -1,0 +1,118 @@
+//! The QUIC repository server: accepts clients that pin its certificate, authenticates users stored in the
+//! repository, and serves the protocol of `crate::protocol` under the rules of `crate::acl`. Clients
+//! chunk, hash and compress; the server checks every blob against its id, then encrypts and packs it
+//! (through the same `LocalSession` a standalone backup uses). Blocking engine work runs on tokio's
+//! blocking pool; per connection, request bodies in memory are bounded by [`CONNECTION_BUDGET`].
+
+mod connection;
+mod endpoint;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use cairn_engine::Repository;
+pub use endpoint::{client_transport, server_endpoint, transport_config};
+
+use crate::ratelimit::LoginLimiter;
+
+/// Bytes of request bodies one connection may hold in memory at once (plus QUIC's receive window, which
+/// [`transport_config`] sets to 16 MiB): the per-client memory bound is about 40 MiB.
+pub const CONNECTION_BUDGET: usize = 24 << 20;
+
+/// What every connection shares.
+pub struct ServerContext {
+    pub repo: Arc<Repository>,
+    pub limiter: LoginLimiter,
+}
+
+/// Serves connections until `shutdown` resolves, then closes the endpoint and waits for connections to
+/// end (their unfinished backups are dropped: packs without a snapshot, the repository stays consistent).
+pub async fn serve(endpoint: quinn::Endpoint, repo: Arc<Repository>, shutdown: impl Future<Output = ()>) {
+    let ctx = Arc::new(ServerContext { repo, limiter: LoginLimiter::default() });
+    let mut tasks = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            incoming = endpoint.accept() => {
+                let Some(incoming) = incoming else { break };
+                let ctx = ctx.clone();
+                tasks.spawn(async move {
+                    match incoming.await {
+                        Ok(conn) => connection::handle(ctx, conn).await,
+                        Err(e) => tracing::info!("handshake failed: {e}"),
+                    }
+                });
+            }
+            _ = &mut shutdown => break,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    endpoint.close(0u32.into(), b"server shutting down");
+    while tasks.join_next().await.is_some() {}
+    endpoint.wait_idle().await;
+}
+
+/// Errors starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("starting the network runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// What ends a running server.
+#[derive(Clone, Copy, Debug)]
+pub struct Shutdown {
+    /// Also stop when standard input reaches end of file (for launchers that hold it open).
+    pub on_stdin_close: bool,
+}
+
+/// Resolves when the process is asked to stop: Ctrl-C, SIGTERM, or (optionally) stdin closing.
+pub async fn shutdown_signal(shutdown: Shutdown) {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    if shutdown.on_stdin_close {
+        std::thread::Builder::new()
+            .name("cairn-stdin".into())
+            .spawn(move || {
+                let mut sink = [0u8; 1024];
+                let mut stdin = std::io::stdin().lock();
+                while matches!(std::io::Read::read(&mut stdin, &mut sink), Ok(n) if n > 0) {}
+                let _ = tx.send(());
+            })
+            .ok();
+    } else {
+        std::mem::forget(tx);
+    }
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+        _ = rx => {}
+    }
+}
+
+/// Binds the repository server, reports the bound address through `on_bound`, and serves until shutdown.
+pub fn run(
+    repo: Arc<Repository>,
+    listen: std::net::SocketAddr,
+    identity: &crate::tls::ServerIdentity,
+    shutdown: Shutdown,
+    on_bound: impl FnOnce(std::net::SocketAddr),
+) -> Result<(), ServeError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(ServeError::Runtime)?;
+    runtime.block_on(async {
+        let endpoint = server_endpoint(listen, identity)?;
+        let bound = endpoint.local_addr().map_err(ServeError::Runtime)?;
+        on_bound(bound);
+        serve(endpoint, repo, shutdown_signal(shutdown)).await;
+        Ok(())
+    })
+}
