@@ -191,6 +191,7 @@ impl Storage for FsStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::conformance::{conformance_tests, Harness};
 
     #[test]
     fn shards_and_lists() {
@@ -213,5 +214,26 @@ mod tests {
         s.delete("pab12").unwrap();
         assert!(s.put("../evil", b"x").is_err());
         assert!(s.put("P00", b"x").is_err());
+    }
+
+    struct OnDisk(tempfile::TempDir);
+
+    impl Harness for OnDisk {
+        type S = FsStorage;
+        fn fresh(&self) -> Option<FsStorage> {
+            Some(FsStorage::open(self.0.path()).unwrap())
+        }
+        fn leave_half_written(&self, store: &FsStorage, name: &str, data: &[u8]) {
+            // A crash between writing the temporary file and renaming it.
+            let path = store.path_of(name).unwrap();
+            let dir = path.parent().unwrap();
+            fs::create_dir_all(dir).unwrap();
+            fs::write(dir.join(".tmp-0123456789abcdef"), data).unwrap();
+        }
+    }
+
+    mod contract {
+        use super::*;
+        conformance_tests!(OnDisk(tempfile::tempdir().unwrap()));
     }
 }

@@ -80,3 +80,25 @@ impl Storage for MemoryStorage {
         "in-memory storage".into()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::conformance::{conformance_tests, Harness};
+
+    struct InMemory;
+
+    impl Harness for InMemory {
+        type S = MemoryStorage;
+        fn fresh(&self) -> Option<MemoryStorage> {
+            Some(MemoryStorage::new())
+        }
+        // Each put is one insertion under a lock: there is no half-written state.
+        fn leave_half_written(&self, _: &MemoryStorage, _: &str, _: &[u8]) {}
+    }
+
+    mod contract {
+        use super::*;
+        conformance_tests!(InMemory);
+    }
+}

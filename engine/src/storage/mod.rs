@@ -10,14 +10,32 @@
 //!
 //! Backends are synchronous and may be called from many threads at once. An object-store backend fits the
 //! same contract (PUT is atomic, ranged GET, paged LIST).
+//!
+//! Errors say whether trying again may help ([`StorageError::is_transient`]): a throttled or failed request
+//! to a remote store is transient, a missing blob, a bad name or a refused credential never is.
+//!
+//! Decorators add one behaviour each on top of any backend: [`RetryStorage`] (backoff on transient errors),
+//! [`LimitStorage`] (operations in flight), [`CacheStorage`] (a local copy of index blobs, metadata packs and
+//! snapshot records) and [`FaultStorage`] (injected failures, for tests). `conformance` is the test suite
+//! every backend passes.
 
+mod cache;
+#[cfg(test)]
+mod conformance;
+mod fault;
 mod fs;
+mod limit;
 mod memory;
+mod retry;
 
 use std::time::SystemTime;
 
+pub use cache::CacheStorage;
+pub use fault::{FaultStorage, Op};
 pub use fs::FsStorage;
+pub use limit::LimitStorage;
 pub use memory::MemoryStorage;
+pub use retry::{Backoff, RetryStorage};
 
 /// A stored blob's name and size.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,12 +61,40 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
+    /// A remote store refused or failed a request. `transient` errors (throttling, server errors, dropped
+    /// connections) may succeed when tried again; others (bad credentials, missing bucket) will not.
+    #[error("storage {op} {name}: {source}")]
+    Backend {
+        op: &'static str,
+        name: String,
+        transient: bool,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl StorageError {
     /// True when the blob does not exist.
     pub fn is_not_found(&self) -> bool {
         matches!(self, StorageError::NotFound(_))
+    }
+
+    /// True when the same call may succeed if tried again later.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StorageError::Backend { transient: true, .. })
+    }
+}
+
+/// What a backend tells the layers above about itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Properties {
+    /// Operations the backend serves well at once: the concurrency limit and the number of uploaders.
+    pub max_concurrency: usize,
+}
+
+impl Default for Properties {
+    fn default() -> Self {
+        Properties { max_concurrency: 8 }
     }
 }
 
@@ -68,6 +114,10 @@ pub trait Storage: Send + Sync {
     fn stat(&self, name: &str) -> Result<BlobMeta, StorageError>;
     /// Where the blobs live, for messages.
     fn describe(&self) -> String;
+    /// The backend's properties; decorators pass on their inner backend's.
+    fn properties(&self) -> Properties {
+        Properties::default()
+    }
 }
 
 /// Checks a blob name: 1 to 128 characters of `[a-z0-9._-]`, not starting with a dot. Names never contain a
