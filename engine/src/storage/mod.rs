@@ -27,6 +27,7 @@ mod fs;
 mod limit;
 mod memory;
 mod retry;
+pub mod s3;
 
 use std::time::SystemTime;
 
@@ -36,6 +37,7 @@ pub use fs::FsStorage;
 pub use limit::LimitStorage;
 pub use memory::MemoryStorage;
 pub use retry::{Backoff, RetryStorage};
+pub use s3::{S3Config, S3Storage};
 
 /// A stored blob's name and size.
 #[derive(Clone, Debug, PartialEq, Eq)]
