@@ -9,3 +9,4 @@ mod backup_restore;
 mod cli_errors;
 mod credentials;
 mod incremental;
+mod s3;
