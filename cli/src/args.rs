@@ -228,6 +228,33 @@ pub enum StorageArgs {
         #[arg(long)]
         server_cert_fingerprint: String,
     },
+    /// A repository in an S3-compatible bucket (AWS S3, MinIO, Ceph RGW, B2, Wasabi, R2); the bucket must exist
+    S3(S3Args),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct S3Args {
+    /// The bucket
+    #[arg(long)]
+    pub bucket: String,
+    /// Key prefix of the repository inside the bucket
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    /// Service URL for stores other than AWS, e.g. http://127.0.0.1:9000
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Region [default: $AWS_REGION, else us-east-1]
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Access key id; kept in a 0600 file beside the config [default: $AWS_ACCESS_KEY_ID]
+    #[arg(long, requires = "secret_access_key")]
+    pub access_key: Option<String>,
+    /// Secret access key; kept with the access key [default: $AWS_SECRET_ACCESS_KEY]
+    #[arg(long, requires = "access_key")]
+    pub secret_access_key: Option<String>,
+    /// Session token for temporary credentials; kept with the access key [default: $AWS_SESSION_TOKEN]
+    #[arg(long, requires = "access_key")]
+    pub session_token: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]

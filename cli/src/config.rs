@@ -53,7 +53,12 @@ impl ClientConfig {
             }
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
-        serde_json::from_slice(&bytes).with_context(|| format!("{} is not a valid Cairn config file", path.display()))
+        let mut config: ClientConfig = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not a valid Cairn config file", path.display()))?;
+        if let ConnectionConfig::S3 { credentials, .. } = &mut config.storage {
+            *credentials = crate::credentials::stored_s3(path)?;
+        }
+        Ok(config)
     }
 
     /// Writes the config atomically with mode 0600.

@@ -8,6 +8,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
+use cairn_engine::storage::s3::S3Credentials;
+use serde::{Deserialize, Serialize};
 
 const KEYRING_SERVICE: &str = "cairn";
 
@@ -64,12 +66,68 @@ pub fn persist(config: &Path, password: &str) -> Result<Persisted> {
     Ok(Persisted::File(path))
 }
 
-/// Removes any stored password for this config.
+/// Removes any stored password (and S3 keys) for this config.
 pub fn forget(config: &Path) {
     if let Some(entry) = keyring_entry(config) {
         let _ = entry.delete_credential();
     }
     let _ = fs::remove_file(password_file_for(config));
+    let _ = fs::remove_file(s3_file_for(config));
+}
+
+/// The file beside the config holding S3 keys given with `--access-key`.
+pub fn s3_file_for(config: &Path) -> PathBuf {
+    let mut name = config.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".s3-keys");
+    config.with_file_name(name)
+}
+
+/// S3 keys as stored on disk.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredS3Keys {
+    access_key_id: String,
+    secret_access_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    session_token: Option<String>,
+}
+
+/// Keeps S3 keys given on the command line for later commands, in a 0600 file beside the config (they are
+/// what the user chose for this repository, so they take precedence over the environment).
+pub fn persist_s3(config: &Path, keys: &S3Credentials) -> Result<PathBuf> {
+    let path = s3_file_for(config);
+    let stored = StoredS3Keys {
+        access_key_id: keys.access_key_id.clone(),
+        secret_access_key: keys.secret_access_key.clone(),
+        session_token: keys.session_token.clone(),
+    };
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(&serde_json::to_vec_pretty(&stored)?)?;
+    file.sync_all()?;
+    Ok(path)
+}
+
+/// The S3 keys stored for this config, if any.
+pub fn stored_s3(config: &Path) -> Result<Option<S3Credentials>> {
+    let path = s3_file_for(config);
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let keys: StoredS3Keys =
+        serde_json::from_slice(&bytes).with_context(|| format!("{} is not a valid S3 key file", path.display()))?;
+    Ok(Some(S3Credentials {
+        access_key_id: keys.access_key_id,
+        secret_access_key: keys.secret_access_key,
+        session_token: keys.session_token,
+    }))
 }
 
 fn stored(config: &Path) -> Option<String> {

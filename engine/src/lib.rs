@@ -1,6 +1,6 @@
 //! Cairn's backup engine: the repository format (format blob, keys, packs, index, trees, snapshots), the
-//! storage backends it is kept on, and the pipelines that back up and restore. No networking and no CLI live
-//! here; `cairn-transport` and `cairn-cli` build on this crate.
+//! storage backends it is kept on, and the pipelines that back up and restore. No CLI lives here, and the only
+//! network client is the S3 storage backend's; `cairn-transport` and `cairn-cli` build on this crate.
 
 pub mod access;
 pub mod backup;

@@ -27,10 +27,20 @@ pub struct RestoreProgress {
 }
 
 /// How to restore.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct RestoreOptions {
     /// Replace files that already exist at the target.
     pub overwrite: bool,
+    /// Files and chunks fetched at once. More than the core count, because fetching waits on storage or
+    /// the network as much as it computes.
+    pub parallel: usize,
+}
+
+impl Default for RestoreOptions {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        Self { overwrite: false, parallel: (2 * cores).max(8) }
+    }
 }
 
 /// What a restore did.
@@ -89,6 +99,32 @@ pub fn restore(
         can_chown: is_root(),
         cancel,
     };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(options.parallel.clamp(1, 256))
+        .thread_name(|i| format!("cairn-restore-{i}"))
+        .build()
+        .map_err(|e| Error::InvalidArgument(format!("cannot start restore threads: {e}")))?;
+    pool.install(|| restore_into(&ctx, tree, file, target, options))?;
+    if cancel.load(Relaxed) {
+        return Err(Error::Cancelled);
+    }
+    Ok(RestoreSummary {
+        files: progress.files.load(Relaxed),
+        dirs: ctx.dirs.load(Relaxed),
+        symlinks: ctx.symlinks.load(Relaxed),
+        bytes: progress.bytes.load(Relaxed),
+        errors: ctx.errors.into_inner().unwrap_or_else(|p| p.into_inner()),
+        skipped_special: ctx.special.load(Relaxed),
+    })
+}
+
+fn restore_into(
+    ctx: &Ctx<'_>,
+    tree: Option<TreeId>,
+    file: Option<&Node>,
+    target: &Path,
+    options: &RestoreOptions,
+) -> Result<()> {
     match (tree, file) {
         (Some(tree), _) => {
             if target.exists()
@@ -101,7 +137,7 @@ pub fn restore(
                 )));
             }
             fs::create_dir_all(target).map_err(|e| Error::local(target, e))?;
-            restore_dir(&ctx, &tree, target)?;
+            restore_dir(ctx, &tree, target)?;
         }
         (None, Some(node)) => {
             let path = if target.is_dir() {
@@ -109,21 +145,11 @@ pub fn restore(
             } else {
                 target.to_path_buf()
             };
-            restore_entry(&ctx, node, &path);
+            restore_entry(ctx, node, &path);
         }
         (None, None) => return Err(Error::InvalidArgument("nothing to restore".into())),
     }
-    if cancel.load(Relaxed) {
-        return Err(Error::Cancelled);
-    }
-    Ok(RestoreSummary {
-        files: progress.files.load(Relaxed),
-        dirs: ctx.dirs.load(Relaxed),
-        symlinks: ctx.symlinks.load(Relaxed),
-        bytes: progress.bytes.load(Relaxed),
-        errors: ctx.errors.into_inner().unwrap_or_else(|p| p.into_inner()),
-        skipped_special: ctx.special.load(Relaxed),
-    })
+    Ok(())
 }
 
 fn is_root() -> bool {

@@ -261,7 +261,7 @@ fn run_uploader(shared: &Shared, input: Receiver<ClosedPack>) {
             continue;
         }
         let ClosedPack { writer, class, id, entries } = pack;
-        let stored = writer.finish();
+        let stored = writer.finish(shared.storage.as_ref());
         idle = StageTimes::add(&stages.upload, start);
         if let Err(e) = stored {
             shared.fail(e.into());

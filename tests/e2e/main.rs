@@ -10,3 +10,4 @@ mod cli_errors;
 mod credentials;
 mod incremental;
 mod repository_server;
+mod s3;

@@ -223,16 +223,35 @@ impl Access for RemoteRepository {
             handle: self.runtime.handle().clone(),
             conn: self.conn.clone(),
             claimed: Mutex::new(std::collections::HashSet::new()),
+            uploads: Arc::new(tokio::sync::Semaphore::new(UPLOADS_IN_FLIGHT)),
+            failure: Arc::new(Mutex::new(None)),
         }))
     }
 }
 
-/// A backup through the server: claims in batches, uploads compressed blobs.
+/// Uploads a session keeps in flight at once (each on its own stream). Workers go on compressing while
+/// the server verifies and packs; when this many are outstanding, `store` waits (backpressure), so at
+/// most this many chunks (at most 16 × 2 MiB by default) are buffered for sending.
+const UPLOADS_IN_FLIGHT: usize = 16;
+
+/// A backup through the server: claims in batches, uploads compressed blobs without waiting for each reply.
 struct RemoteSession {
     handle: Handle,
     conn: quinn::Connection,
     /// Ids this session already claimed (so a chunk repeated within the backup is sent once).
     claimed: Mutex<std::collections::HashSet<ContentId>>,
+    uploads: Arc<tokio::sync::Semaphore>,
+    /// The first upload that failed; reported by the next call and by `finish`.
+    failure: Arc<Mutex<Option<Error>>>,
+}
+
+impl RemoteSession {
+    fn check(&self) -> Result<()> {
+        match self.failure.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
 }
 
 impl RemoteSession {
@@ -268,6 +287,7 @@ impl BlobSession for RemoteSession {
     }
 
     fn store(&self, blob: PreparedBlob<'_>) -> Result<u64> {
+        self.check()?;
         let payload = blob.payload().to_vec();
         let sent = payload.len() as u64;
         let request = Request::PutBlob {
@@ -277,13 +297,33 @@ impl BlobSession for RemoteSession {
             raw_len: blob.plaintext.len() as u32,
             payload,
         };
-        match self.request(&request)? {
-            Response::Done => Ok(sent),
-            other => Err(unexpected(other)),
-        }
+        let permit = self
+            .handle
+            .block_on(self.uploads.clone().acquire_owned())
+            .map_err(|_| Error::Remote("upload queue closed".into()))?;
+        let (conn, failure) = (self.conn.clone(), self.failure.clone());
+        self.handle.spawn(async move {
+            let outcome = match call(&conn, &request).await {
+                Ok(Response::Done) => Ok(()),
+                Ok(other) => Err(unexpected(other)),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = outcome {
+                failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+            }
+            drop(permit);
+        });
+        Ok(sent)
     }
 
     fn finish(self: Box<Self>) -> Result<()> {
+        // Wait for every upload to be answered before asking the server to make them durable.
+        let all = UPLOADS_IN_FLIGHT as u32;
+        let _all = self
+            .handle
+            .block_on(self.uploads.clone().acquire_many_owned(all))
+            .map_err(|_| Error::Remote("upload queue closed".into()))?;
+        self.check()?;
         match self.request(&Request::Finish)? {
             Response::Done => Ok(()),
             other => Err(unexpected(other)),

@@ -3,6 +3,7 @@
 use anyhow::{bail, Result};
 use cairn_engine::chunker::ChunkerParams;
 use cairn_engine::format::CreateOptions;
+use cairn_engine::storage::s3::S3Credentials;
 use cairn_engine::Access;
 use cairn_transport::client::RemoteRepository;
 use cairn_transport::ConnectionConfig;
@@ -36,6 +37,15 @@ fn connection(storage: StorageArgs, connect: &ConnectArgs) -> Result<ConnectionC
                 .unwrap_or_else(|| whoami::hostname().unwrap_or_else(|_| "localhost".into()));
             ConnectionConfig::Server { url, fingerprint: server_cert_fingerprint, username: format!("{user}@{host}") }
         }
+        StorageArgs::S3(s3) => ConnectionConfig::S3 {
+            bucket: s3.bucket,
+            prefix: s3.prefix.trim_matches('/').to_string(),
+            endpoint: s3.endpoint,
+            region: s3.region,
+            credentials: s3.access_key.zip(s3.secret_access_key).map(|(access_key_id, secret_access_key)| {
+                S3Credentials { access_key_id, secret_access_key, session_token: s3.session_token }
+            }),
+        },
     })
 }
 
@@ -48,6 +58,10 @@ fn save_connection(ctx: &Context, storage: ConnectionConfig, connect: &ConnectAr
     };
     credentials::forget(&ctx.config_path);
     config.save(&ctx.config_path)?;
+    if let ConnectionConfig::S3 { credentials: Some(keys), .. } = &config.storage {
+        let path = credentials::persist_s3(&ctx.config_path, keys)?;
+        eprintln!("S3 access key stored in {} (mode 0600).", path.display());
+    }
     if connect.persist_credentials {
         match credentials::persist(&ctx.config_path, password)? {
             credentials::Persisted::Keyring => eprintln!("Password stored in the OS keyring."),

@@ -73,7 +73,7 @@ impl FsStorage {
     fn write_atomically(&self, name: &str, data: &[u8]) -> Result<(), StorageError> {
         let mut writer = self.start(name)?;
         writer.write(data)?;
-        Box::new(writer).finish()
+        Box::new(writer).finish(self)
     }
 
     /// Opens a hidden temporary file in the blob's final folder.
@@ -224,7 +224,7 @@ impl BlobWriter for FsWriter {
         self.written
     }
 
-    fn finish(mut self: Box<Self>) -> Result<(), StorageError> {
+    fn finish(mut self: Box<Self>, _storage: &dyn Storage) -> Result<(), StorageError> {
         let file = self.file.take().expect("finish is called once");
         file.sync_all().map_err(|e| self.fail(e))?;
         drop(file);
@@ -244,6 +244,7 @@ impl Drop for FsWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::conformance::{conformance_tests, Harness};
 
     #[test]
     fn shards_and_lists() {
@@ -269,7 +270,7 @@ mod tests {
         w.write(b"part one, ").unwrap();
         w.write(b"part two").unwrap();
         assert!(s.list("pee").unwrap().is_empty());
-        w.finish().unwrap();
+        w.finish(&s).unwrap();
         assert_eq!(s.get("pee55").unwrap(), b"part one, part two");
         let mut w = s.writer("pff66").unwrap();
         w.write(b"abandoned").unwrap();
@@ -278,5 +279,26 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path().join("p/ff")).unwrap().count(), 0, "temporary file removed");
         assert!(s.put("../evil", b"x").is_err());
         assert!(s.put("P00", b"x").is_err());
+    }
+
+    struct OnDisk(tempfile::TempDir);
+
+    impl Harness for OnDisk {
+        type S = FsStorage;
+        fn fresh(&self) -> Option<FsStorage> {
+            Some(FsStorage::open(self.0.path()).unwrap())
+        }
+        fn leave_half_written(&self, store: &FsStorage, name: &str, data: &[u8]) {
+            // A crash between writing the temporary file and renaming it.
+            let path = store.path_of(name).unwrap();
+            let dir = path.parent().unwrap();
+            fs::create_dir_all(dir).unwrap();
+            fs::write(dir.join(".tmp-0123456789abcdef"), data).unwrap();
+        }
+    }
+
+    mod contract {
+        use super::*;
+        conformance_tests!(OnDisk(tempfile::tempdir().unwrap()));
     }
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use super::{check_range, validate_name, BlobMeta, BlobWriter, BufferedWriter, Storage, StorageError};
+use super::{check_range, validate_name, BlobMeta, Storage, StorageError};
 
 /// Blobs in a map behind a mutex. Clones share the same blobs.
 #[derive(Clone, Default)]
@@ -47,10 +47,6 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
-    fn writer(&self, name: &str) -> Result<Box<dyn BlobWriter>, StorageError> {
-        Ok(Box::new(BufferedWriter::new(Box::new(self.clone()), name)?))
-    }
-
     fn get(&self, name: &str) -> Result<Vec<u8>, StorageError> {
         validate_name(name)?;
         let blob = self.blobs().get(name).cloned();
@@ -88,5 +84,27 @@ impl Storage for MemoryStorage {
 
     fn describe(&self) -> String {
         "in-memory storage".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::conformance::{conformance_tests, Harness};
+
+    struct InMemory;
+
+    impl Harness for InMemory {
+        type S = MemoryStorage;
+        fn fresh(&self) -> Option<MemoryStorage> {
+            Some(MemoryStorage::new())
+        }
+        // Each put is one insertion under a lock: there is no half-written state.
+        fn leave_half_written(&self, _: &MemoryStorage, _: &str, _: &[u8]) {}
+    }
+
+    mod contract {
+        use super::*;
+        conformance_tests!(InMemory);
     }
 }

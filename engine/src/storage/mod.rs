@@ -10,14 +10,34 @@
 //!
 //! Backends are synchronous and may be called from many threads at once. An object-store backend fits the
 //! same contract (PUT is atomic, ranged GET, paged LIST).
+//!
+//! Errors say whether trying again may help ([`StorageError::is_transient`]): a throttled or failed request
+//! to a remote store is transient, a missing blob, a bad name or a refused credential never is.
+//!
+//! Decorators add one behaviour each on top of any backend: [`RetryStorage`] (backoff on transient errors),
+//! [`LimitStorage`] (operations in flight), [`CacheStorage`] (a local copy of index blobs, metadata packs and
+//! snapshot records) and [`FaultStorage`] (injected failures, for tests). `conformance` is the test suite
+//! every backend passes.
 
+mod cache;
+#[cfg(test)]
+mod conformance;
+mod fault;
 mod fs;
+mod limit;
 mod memory;
+mod retry;
+pub mod s3;
 
 use std::time::SystemTime;
 
+pub use cache::CacheStorage;
+pub use fault::{FaultStorage, Op};
 pub use fs::FsStorage;
+pub use limit::LimitStorage;
 pub use memory::MemoryStorage;
+pub use retry::{Backoff, RetryStorage};
+pub use s3::{S3Config, S3Storage};
 
 /// A stored blob's name and size.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,12 +63,40 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
+    /// A remote store refused or failed a request. `transient` errors (throttling, server errors, dropped
+    /// connections) may succeed when tried again; others (bad credentials, missing bucket) will not.
+    #[error("storage {op} {name}: {source}")]
+    Backend {
+        op: &'static str,
+        name: String,
+        transient: bool,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl StorageError {
     /// True when the blob does not exist.
     pub fn is_not_found(&self) -> bool {
         matches!(self, StorageError::NotFound(_))
+    }
+
+    /// True when the same call may succeed if tried again later.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StorageError::Backend { transient: true, .. })
+    }
+}
+
+/// What a backend tells the layers above about itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Properties {
+    /// Operations the backend serves well at once: the concurrency limit and the number of uploaders.
+    pub max_concurrency: usize,
+}
+
+impl Default for Properties {
+    fn default() -> Self {
+        Properties { max_concurrency: 8 }
     }
 }
 
@@ -59,22 +107,21 @@ pub trait BlobWriter: Send {
     fn write(&mut self, data: &[u8]) -> Result<(), StorageError>;
     /// Bytes written so far.
     fn written(&self) -> u64;
-    /// Makes the blob durable and visible.
-    fn finish(self: Box<Self>) -> Result<(), StorageError>;
+    /// Makes the blob durable and visible; `storage` is the backend that created the writer.
+    fn finish(self: Box<Self>, storage: &dyn Storage) -> Result<(), StorageError>;
 }
 
-/// A [`BlobWriter`] that gathers the blob in memory and stores it with one `put`, for backends that
-/// cannot stream. It holds its own handle to the backend.
+/// A [`BlobWriter`] that gathers the blob in memory and stores it with one `put` on `finish`: the default
+/// for backends (and decorators) that cannot stream.
 pub struct BufferedWriter {
-    storage: Box<dyn Storage>,
     name: String,
     data: Vec<u8>,
 }
 
 impl BufferedWriter {
-    pub fn new(storage: Box<dyn Storage>, name: &str) -> Result<Self, StorageError> {
+    pub fn new(name: &str) -> Result<Self, StorageError> {
         validate_name(name)?;
-        Ok(Self { storage, name: name.to_string(), data: Vec::new() })
+        Ok(Self { name: name.to_string(), data: Vec::new() })
     }
 }
 
@@ -86,8 +133,8 @@ impl BlobWriter for BufferedWriter {
     fn written(&self) -> u64 {
         self.data.len() as u64
     }
-    fn finish(self: Box<Self>) -> Result<(), StorageError> {
-        self.storage.put(&self.name, &self.data)
+    fn finish(self: Box<Self>, storage: &dyn Storage) -> Result<(), StorageError> {
+        storage.put(&self.name, &self.data)
     }
 }
 
@@ -97,7 +144,9 @@ pub trait Storage: Send + Sync {
     fn put(&self, name: &str, data: &[u8]) -> Result<(), StorageError>;
     /// Starts writing a blob piece by piece (large packs are streamed rather than held in memory). Backends
     /// that cannot stream return a [`BufferedWriter`].
-    fn writer(&self, name: &str) -> Result<Box<dyn BlobWriter>, StorageError>;
+    fn writer(&self, name: &str) -> Result<Box<dyn BlobWriter>, StorageError> {
+        Ok(Box::new(BufferedWriter::new(name)?))
+    }
     /// Reads a whole blob.
     fn get(&self, name: &str) -> Result<Vec<u8>, StorageError>;
     /// Reads `length` bytes at `offset`; the range must lie inside the blob.
@@ -110,6 +159,10 @@ pub trait Storage: Send + Sync {
     fn stat(&self, name: &str) -> Result<BlobMeta, StorageError>;
     /// Where the blobs live, for messages.
     fn describe(&self) -> String;
+    /// The backend's properties; decorators pass on their inner backend's.
+    fn properties(&self) -> Properties {
+        Properties::default()
+    }
 }
 
 /// Checks a blob name: 1 to 128 characters of `[a-z0-9._-]`, not starting with a dot. Names never contain a
