@@ -9,6 +9,8 @@ pub mod content;
 pub mod crypto;
 pub mod error;
 pub mod format;
+#[cfg(any(fuzzing, test))]
+pub mod fuzzing;
 pub mod ids;
 pub mod index;
 pub mod pack;

@@ -68,22 +68,35 @@ impl Repository {
         Ok(repo)
     }
 
-    /// Loads every index blob (in parallel) into a fresh in-memory index.
+    /// Loads every index blob (in parallel) into a fresh in-memory index. Maintenance replaces index blobs
+    /// (writes the merged blob, then deletes the old ones), so a blob listed but gone when read means the
+    /// listing is stale: it is taken again, a few times.
     pub fn reload_index(&self) -> Result<()> {
+        let mut attempt = 0;
+        let contents = loop {
+            match self.load_index_contents() {
+                Err(Error::Storage(e)) if e.is_not_found() && attempt < 4 => attempt += 1,
+                other => break other?,
+            }
+        };
+        let index = Index::from_contents(contents.into_iter().map(|(_, c)| c));
+        *self.index.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(index);
+        Ok(())
+    }
+
+    /// Reads and opens every index blob, with its name.
+    pub fn load_index_contents(&self) -> Result<Vec<(String, index::IndexContents)>> {
         let blobs = self.storage.list("i")?;
-        let records: Vec<Vec<index::IndexRecord>> = blobs
+        blobs
             .par_iter()
             .map(|blob| {
                 if blob.size > MAX_INDEX_BLOB {
                     return Err(Error::corrupt(format!("index blob {}", blob.name), "too large"));
                 }
                 let bytes = self.storage.get(&blob.name)?;
-                index::decode_index_blob(&self.keys, &blob.name, &bytes)
+                Ok((blob.name.clone(), index::decode_index_contents(&self.keys, &blob.name, &bytes)?))
             })
-            .collect::<Result<_>>()?;
-        let index = Index::from_records(records.into_iter().flatten());
-        *self.index.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(index);
-        Ok(())
+            .collect()
     }
 
     /// A snapshot of the current in-memory index.

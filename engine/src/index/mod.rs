@@ -4,5 +4,10 @@
 mod blob;
 mod map;
 
-pub use blob::{decode_index_blob, encode_index_blob, index_name, IndexRecord};
+#[cfg(any(fuzzing, test))]
+pub(crate) use blob::parse as parse_index_plaintext;
+pub use blob::{
+    decode_index_blob, decode_index_contents, encode_index_blob, encode_index_blob_v2, index_name, IndexContents,
+    IndexRecord, IndexedPack,
+};
 pub use map::{Index, Location, ENTRY_BYTES};
