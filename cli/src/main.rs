@@ -46,5 +46,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Snapshot(a) => commands::snapshot::run(&ctx, a.command),
         Command::Ls(a) => commands::browse::run(&ctx, a),
         Command::Restore(a) => commands::restore::run(&ctx, a),
+        Command::Maintenance(a) => match a.command {
+            args::MaintenanceCommand::Run(r) => commands::maintenance::run(&ctx, r),
+        },
+        Command::Index(a) => match a.command {
+            args::IndexCommand::Rebuild { json } => commands::integrity::rebuild(&ctx, json),
+        },
     }
 }

@@ -3,6 +3,7 @@
 //! here; `cairn-transport` and `cairn-cli` build on this crate.
 
 pub mod backup;
+pub mod check;
 pub mod chunker;
 pub mod compress;
 pub mod content;
@@ -13,12 +14,15 @@ pub mod format;
 pub mod fuzzing;
 pub mod ids;
 pub mod index;
+pub mod maintenance;
 pub mod pack;
 pub mod repository;
 pub mod restore;
+pub mod session;
 pub mod snapshot;
 pub mod storage;
 pub mod tree;
+pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};
 pub use repository::Repository;

@@ -2,6 +2,8 @@
 //! `cairn-transport`, and prints results (human text, or JSON with --json).
 
 pub mod browse;
+pub mod integrity;
+pub mod maintenance;
 pub mod repository;
 pub mod restore;
 pub mod snapshot;

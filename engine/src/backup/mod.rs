@@ -33,6 +33,7 @@ use crate::error::{Error, Result};
 use crate::ids::{ContentId, SnapshotId};
 use crate::index::Index;
 use crate::repository::Repository;
+use crate::session::{Heartbeat, Session};
 use crate::snapshot::{Snapshot, Source, MAX_RECORDED_ERRORS};
 pub use stats::{Progress, StageReport};
 
@@ -79,7 +80,7 @@ pub const DEFAULT_MEMORY_BUDGET: usize = 64 << 20;
 /// Size of one read buffer.
 pub(crate) const READ_BLOCK: usize = 8 << 20;
 /// Packs per index blob written during a backup (so an interrupted backup's uploads are reused).
-pub(crate) const PACKS_PER_INDEX: usize = 32;
+pub(crate) const PACKS_PER_INDEX: usize = 8;
 
 /// What a finished backup produced.
 pub struct BackupOutcome {
@@ -135,8 +136,28 @@ impl Shared<'_> {
     }
 }
 
-/// Backs up `options.path` into `repo` and records a snapshot.
+/// Backs up `options.path` into `repo` and records a snapshot. The backup holds a writer session (see
+/// [`crate::session`]) from before it loads the index until its snapshot is stored.
 pub fn run_backup(repo: &Repository, options: BackupOptions, progress: Arc<Progress>) -> Result<BackupOutcome> {
+    let session = Session::start(repo)?;
+    repo.reload_index()?;
+    let heartbeat = Heartbeat::default();
+    std::thread::scope(|scope| {
+        let (stop, stopped) = bounded::<()>(0);
+        scope.spawn(|| heartbeat.run(&session, stopped));
+        let outcome = back_up(repo, options, progress, &heartbeat, &session);
+        drop(stop);
+        outcome
+    })
+}
+
+fn back_up(
+    repo: &Repository,
+    options: BackupOptions,
+    progress: Arc<Progress>,
+    heartbeat: &Heartbeat,
+    session: &Session<'_>,
+) -> Result<BackupOutcome> {
     let started = Instant::now();
     let start_time = Utc::now();
     let root_meta = std::fs::metadata(&options.path).map_err(|e| Error::local(&options.path, e))?;
@@ -246,6 +267,7 @@ pub fn run_backup(repo: &Repository, options: BackupOptions, progress: Arc<Progr
         stats,
         error_messages: errors,
     };
+    heartbeat.confirm(session)?;
     repo.write_snapshot(&snapshot)?;
     Ok(BackupOutcome { snapshot, stages: progress.stages.report(started.elapsed()) })
 }

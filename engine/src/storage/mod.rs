@@ -11,11 +11,13 @@
 //! Backends are synchronous and may be called from many threads at once. An object-store backend fits the
 //! same contract (PUT is atomic, ranged GET, paged LIST).
 
+mod faulty;
 mod fs;
 mod memory;
 
 use std::time::SystemTime;
 
+pub use faulty::{Faults, FaultyStorage};
 pub use fs::FsStorage;
 pub use memory::MemoryStorage;
 
