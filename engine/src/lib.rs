@@ -14,6 +14,8 @@ pub mod format;
 pub mod fuzzing;
 pub mod ids;
 pub mod index;
+#[cfg(test)]
+mod integrity_tests;
 pub mod maintenance;
 pub mod pack;
 pub mod repository;

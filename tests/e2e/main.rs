@@ -8,4 +8,6 @@ mod tree_gen;
 mod backup_restore;
 mod cli_errors;
 mod credentials;
+mod disk_full;
 mod incremental;
+mod integrity;

@@ -40,6 +40,13 @@ impl MemoryStorage {
         }
     }
 
+    /// Sets one blob's write time, for tests of time-based safety margins.
+    pub fn set_modified(&self, name: &str, time: SystemTime) {
+        if let Some(blob) = self.blobs().get_mut(name) {
+            blob.modified = time;
+        }
+    }
+
     /// Moves every blob's write time back by `by`, for tests of time-based safety margins.
     pub fn age_all(&self, by: std::time::Duration) {
         for blob in self.blobs().values_mut() {
