@@ -20,9 +20,10 @@ pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// The shortest safety margin maintenance accepts (other than none): several heartbeats, so a live
 /// backup's marker is never mistaken for a dead one.
 pub const MIN_MARGIN: Duration = Duration::from_secs(20);
-/// A backup whose last successful heartbeat is older than this when it is about to store its snapshot
-/// (paused, or storage unreachable) gives up instead: maintenance may have taken it for dead.
-pub const LAPSE: Duration = Duration::from_secs(10);
+/// A backup whose marker went without a successful refresh for longer than this at any point (paused, or
+/// storage unreachable or very slow) gives up instead of storing its snapshot: maintenance may have taken
+/// it for dead. Below [`MIN_MARGIN`], so a marker never looks dead to maintenance while its backup commits.
+pub const LAPSE: Duration = Duration::from_secs(15);
 /// Largest marker read.
 const MAX_MARKER: u64 = 64 << 10;
 
@@ -131,19 +132,25 @@ pub fn list_sessions(repo: &Repository) -> Result<Vec<SessionInfo>> {
 
 /// Keeps a session's marker fresh from a thread of its own, and tells the backup whether it stayed fresh.
 pub struct Heartbeat {
-    last_ok: std::sync::Mutex<std::time::Instant>,
+    /// The start of the last successful refresh, and the longest time between two starts so far.
+    state: std::sync::Mutex<(std::time::Instant, Duration)>,
 }
 
 impl Default for Heartbeat {
     fn default() -> Self {
-        Self { last_ok: std::sync::Mutex::new(std::time::Instant::now()) }
+        Self { state: std::sync::Mutex::new((std::time::Instant::now(), Duration::ZERO)) }
     }
 }
 
 impl Heartbeat {
     fn beat(&self, session: &Session<'_>) -> Result<()> {
+        let start = std::time::Instant::now();
         session.refresh()?;
-        *self.last_ok.lock().unwrap_or_else(|p| p.into_inner()) = std::time::Instant::now();
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        // The marker's storage time is set during the write, after `start`: measuring from the previous
+        // start errs on the long side.
+        state.1 = state.1.max(start.saturating_duration_since(state.0));
+        state.0 = start;
         Ok(())
     }
 
@@ -157,13 +164,42 @@ impl Heartbeat {
         }
     }
 
-    /// Called just before the snapshot is stored: refreshes once more and fails if the marker went stale
-    /// for longer than [`LAPSE`] at any point since the last beat.
+    /// Called just before the snapshot is stored: refreshes once more, then fails if the marker went
+    /// without a refresh for longer than [`LAPSE`] at any point of the backup.
     pub fn confirm(&self, session: &Session<'_>) -> Result<()> {
-        let since = self.last_ok.lock().unwrap_or_else(|p| p.into_inner()).elapsed();
-        if since > LAPSE {
-            return Err(Error::SessionLapsed(since.as_secs()));
+        self.beat(session)?;
+        let longest = self.state.lock().unwrap_or_else(|p| p.into_inner()).1;
+        if longest > LAPSE {
+            return Err(Error::SessionLapsed(longest.as_secs()));
         }
-        self.beat(session)
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::storage::{MemoryStorage, Storage};
+
+    #[test]
+    fn a_stall_longer_than_the_lapse_refuses_to_commit_and_markers_round_trip() {
+        let storage = Arc::new(MemoryStorage::new());
+        let repo = Repository::create(storage.clone(), b"pw", &Default::default()).unwrap();
+        let session = Session::start(&repo).unwrap();
+        let listed = list_sessions(&repo).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].record.pid, std::process::id());
+        let heartbeat = Heartbeat::default();
+        heartbeat.confirm(&session).unwrap();
+        // The heartbeat stalled for 20 s at some point (a paused process): no commit, even though the
+        // marker is fresh again now.
+        let stalled = std::time::Instant::now().checked_sub(Duration::from_secs(20)).unwrap();
+        heartbeat.state.lock().unwrap().0 = stalled;
+        heartbeat.beat(&session).unwrap();
+        assert!(matches!(heartbeat.confirm(&session), Err(Error::SessionLapsed(_))));
+        drop(session);
+        assert!(storage.list("w").unwrap().is_empty(), "marker deleted when the backup ends");
     }
 }
