@@ -41,6 +41,73 @@ pub enum Command {
     Benchmark(BenchmarkArgs),
     /// Run the repository server (QUIC) and/or the UI server (HTTPS); manage server users
     Server(ServerArgs),
+    /// Compact the index; with --full, also collect garbage
+    Maintenance(MaintenanceArgs),
+    /// Rebuild the index from the packs
+    Index(IndexArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MaintenanceArgs {
+    #[command(subcommand)]
+    pub command: MaintenanceCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MaintenanceCommand {
+    /// Run maintenance now
+    Run(MaintenanceRunArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MaintenanceRunArgs {
+    /// Also remove data no snapshot references (rewrites mostly-unused packs)
+    #[arg(long)]
+    pub full: bool,
+    /// full: keep the safety margins (safe with backups running elsewhere); none: delete at once
+    #[arg(long, default_value = "full")]
+    pub safety: String,
+    /// Safety margin in seconds instead of the default hour (at least 20)
+    #[arg(long, hide = true)]
+    pub safety_margin: Option<u64>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct IndexArgs {
+    #[command(subcommand)]
+    pub command: IndexCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IndexCommand {
+    /// Rebuild the index from the packs' entry tables (after an index blob was lost)
+    Rebuild {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ExpireArgs {
+    #[arg(long)]
+    pub keep_latest: Option<u32>,
+    #[arg(long)]
+    pub keep_hourly: Option<u32>,
+    #[arg(long)]
+    pub keep_daily: Option<u32>,
+    #[arg(long)]
+    pub keep_weekly: Option<u32>,
+    #[arg(long)]
+    pub keep_monthly: Option<u32>,
+    #[arg(long)]
+    pub keep_annual: Option<u32>,
+    /// Show what would be deleted
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -209,6 +276,13 @@ pub enum RepositoryCommand {
     },
     /// Forget the connection (and any stored password); the repository is untouched
     Disconnect,
+    /// Check the index against the packs (and, with --read-all-data, every stored blob)
+    Check {
+        #[arg(long)]
+        read_all_data: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug, Clone)]
@@ -312,6 +386,21 @@ pub enum SnapshotCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Check that everything snapshots reference is stored (and read back a share of file data)
+    Verify {
+        /// Snapshot ids or prefixes [default: all]
+        ids: Vec<String>,
+        /// Percentage of file chunks to read, decrypt and re-hash (chosen at random)
+        #[arg(long, default_value_t = 0.0)]
+        verify_files_percent: f64,
+        /// Threads reading chunks [default: one per core]
+        #[arg(long)]
+        parallel: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete snapshots a retention policy does not keep
+    Expire(ExpireArgs),
 }
 
 #[derive(Args, Debug)]

@@ -51,5 +51,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restore(a) => commands::restore::run(&ctx, a),
         Command::Server(a) => commands::server::run(&ctx, a.command),
         Command::Benchmark(_) => unreachable!("handled above"),
+        Command::Maintenance(a) => match a.command {
+            args::MaintenanceCommand::Run(r) => commands::maintenance::run(&ctx, r),
+        },
+        Command::Index(a) => match a.command {
+            args::IndexCommand::Rebuild { json } => commands::integrity::rebuild(&ctx, json),
+        },
     }
 }

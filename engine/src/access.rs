@@ -31,8 +31,8 @@ impl PreparedBlob<'_> {
     }
 }
 
-/// Writing side of one backup. Blobs stored through a session become durable by [`BlobSession::finish`];
-/// only then may a snapshot refer to them.
+/// Writing side of one backup. [`BlobSession::commit`] makes every blob stored through the session durable
+/// and indexed, then stores the snapshot that refers to them.
 pub trait BlobSession: Send + Sync {
     /// For each id, whether the caller must store it: false when the repository has it or this session
     /// already claimed it.
@@ -41,8 +41,8 @@ pub trait BlobSession: Send + Sync {
     fn is_stored(&self, id: &ContentId) -> bool;
     /// Stores a claimed blob; returns the bytes it will occupy (or did occupy on the wire).
     fn store(&self, blob: PreparedBlob<'_>) -> Result<u64>;
-    /// Makes everything stored so far durable and indexed.
-    fn finish(self: Box<Self>) -> Result<()>;
+    /// Makes everything stored so far durable and indexed, then records `snapshot`.
+    fn commit(self: Box<Self>, snapshot: &Snapshot) -> Result<()>;
 }
 
 /// Read access plus backup sessions.

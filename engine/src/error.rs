@@ -53,6 +53,10 @@ pub enum Error {
     Denied(String),
     #[error("unsupported repository: {0}")]
     Unsupported(String),
+    #[error("the backup could not refresh its session marker for {0} s (paused, or storage unreachable); nothing was recorded, run it again")]
+    SessionLapsed(u64),
+    #[error("{0} problem(s) found")]
+    ProblemsFound(usize),
 }
 
 impl Error {
@@ -60,7 +64,8 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Storage(e) if e.is_not_found() => ErrorKind::NotFound,
-            Error::Storage(_) | Error::LocalIo { .. } => ErrorKind::Io,
+            Error::Storage(_) | Error::LocalIo { .. } | Error::SessionLapsed(_) => ErrorKind::Io,
+            Error::ProblemsFound(_) => ErrorKind::Corrupt,
             Error::WrongPassword => ErrorKind::WrongPassword,
             Error::NoRepository(_) | Error::NotFound(_) => ErrorKind::NotFound,
             Error::Corrupt { .. } | Error::Unsupported(_) => ErrorKind::Corrupt,

@@ -5,14 +5,21 @@
 pub mod access;
 pub mod backup;
 pub mod benchmark;
+pub mod check;
 pub mod chunker;
 pub mod compress;
 pub mod content;
 pub mod crypto;
 pub mod error;
 pub mod format;
+#[cfg(any(fuzzing, test))]
+pub mod fuzzing;
 pub mod ids;
 pub mod index;
+#[cfg(test)]
+mod integrity_tests;
+pub mod maintenance;
+pub mod marker;
 pub mod pack;
 pub mod records;
 pub mod repository;
@@ -21,6 +28,7 @@ pub mod session;
 pub mod snapshot;
 pub mod storage;
 pub mod tree;
+pub mod verify;
 
 pub use access::Access;
 pub use error::{Error, ErrorKind, Result};

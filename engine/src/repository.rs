@@ -24,12 +24,16 @@ use crate::storage::Storage;
 /// Largest index blob read (a backup writes one every few thousand entries).
 const MAX_INDEX_BLOB: u64 = 256 << 20;
 
+/// The repository's current in-memory index, shared with running sessions so that what they index lands in
+/// whichever index is current even after a reload replaced it.
+pub type IndexHandle = Arc<RwLock<Arc<Index>>>;
+
 /// An unlocked repository.
 pub struct Repository {
     storage: Arc<dyn Storage>,
     format: Format,
     keys: KeySet,
-    index: RwLock<Arc<Index>>,
+    index: IndexHandle,
 }
 
 impl Repository {
@@ -44,7 +48,7 @@ impl Repository {
         }
         let (format, master) = Format::create(password, options)?;
         storage.put(FORMAT_BLOB_NAME, &format.to_bytes())?;
-        Ok(Self { storage, format, keys: master.derive(), index: RwLock::new(Arc::new(Index::default())) })
+        Ok(Self { storage, format, keys: master.derive(), index: Arc::new(RwLock::new(Arc::new(Index::default()))) })
     }
 
     /// Reads and checks the format blob without a password.
@@ -64,27 +68,42 @@ impl Repository {
     pub fn open(storage: Arc<dyn Storage>, password: &[u8]) -> Result<Self> {
         let format = Self::read_format(storage.as_ref())?;
         let keys = format.unlock(password)?.derive();
-        let repo = Self { storage, format, keys, index: RwLock::new(Arc::new(Index::default())) };
+        let repo = Self { storage, format, keys, index: Arc::new(RwLock::new(Arc::new(Index::default()))) };
         repo.reload_index()?;
         Ok(repo)
     }
 
-    /// Loads every index blob (in parallel) into a fresh in-memory index.
+    /// Loads every index blob (in parallel) into a fresh in-memory index. Maintenance replaces index blobs
+    /// (writes the merged blob, then deletes the old ones), so a blob listed but gone when read means the
+    /// listing is stale: it is taken again, a few times.
     pub fn reload_index(&self) -> Result<()> {
+        let mut attempt = 0;
+        let contents = loop {
+            match self.load_index_contents() {
+                Err(Error::Storage(e)) if e.is_not_found() && attempt < 4 => attempt += 1,
+                other => break other?,
+            }
+        };
+        let index = Index::from_contents(contents.into_iter().map(|(_, c)| c));
+        let mut current = self.index.write().unwrap_or_else(|p| p.into_inner());
+        index.adopt_recent(&current);
+        *current = Arc::new(index);
+        Ok(())
+    }
+
+    /// Reads and opens every index blob, with its name.
+    pub fn load_index_contents(&self) -> Result<Vec<(String, index::IndexContents)>> {
         let blobs = self.storage.list("i")?;
-        let records: Vec<Vec<index::IndexRecord>> = blobs
+        blobs
             .par_iter()
             .map(|blob| {
                 if blob.size > MAX_INDEX_BLOB {
                     return Err(Error::corrupt(format!("index blob {}", blob.name), "too large"));
                 }
                 let bytes = self.storage.get(&blob.name)?;
-                index::decode_index_blob(&self.keys, &blob.name, &bytes)
+                Ok((blob.name.clone(), index::decode_index_contents(&self.keys, &blob.name, &bytes)?))
             })
-            .collect::<Result<_>>()?;
-        let index = Index::from_records(records.into_iter().flatten());
-        *self.index.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(index);
-        Ok(())
+            .collect()
     }
 
     /// A snapshot of the current in-memory index.
@@ -174,12 +193,17 @@ impl Access for Repository {
     }
 
     fn open_session(&self, progress: Arc<crate::backup::Progress>) -> Result<Box<dyn BlobSession>> {
+        // The marker goes first and the index is loaded after it: maintenance relies on that order.
+        let marker = crate::marker::Session::start(self)?;
+        self.reload_index()?;
         Ok(Box::new(LocalSession::start(
             self.storage.clone(),
             self.keys.clone(),
             self.index(),
+            self.index.clone(),
             self.format.pack_size as usize,
             progress,
+            marker,
         )))
     }
 }

@@ -2,8 +2,12 @@
 //! caller; encryption happens here, on the caller's thread) and hand them to a packer thread, which
 //! streams them into the open data and metadata packs, so a pack is never held in memory. Full packs go to
 //! two uploader threads that make them durable and visible (fsync, rename) and, every [`PACKS_PER_INDEX`]
-//! packs, write an index blob for what is stored so far. [`LocalSession::finish`] closes the open packs and
-//! writes the last index blob. The same session type serves clients of the repository server.
+//! packs, write an index blob for what is stored so far. Committing closes the open packs, writes the last
+//! index blob and then the snapshot. The same session type serves clients of the repository server.
+//!
+//! For the whole session a writer marker (`crate::marker`) is kept fresh by a heartbeat thread, so
+//! maintenance running meanwhile never deletes what this session may still refer to; the marker is
+//! deleted only after the snapshot is stored, and a session whose heartbeat lapsed refuses to commit.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,11 +25,14 @@ use crate::crypto::keys::{BlobClass, KeySet};
 use crate::error::{Error, Result};
 use crate::ids::{ContentId, PackId};
 use crate::index::{self, Index};
+use crate::marker;
 use crate::pack::{PackBuilder, PackEntry, PACK_MAGIC};
+use crate::repository::IndexHandle;
+use crate::snapshot::{snapshot_name, Snapshot};
 use crate::storage::{BlobWriter, Storage};
 
 /// Packs stored per index blob written during a session (so an interrupted backup's uploads are reused).
-pub const PACKS_PER_INDEX: usize = 32;
+pub const PACKS_PER_INDEX: usize = 8;
 
 type PackList = Vec<(BlobClass, PackId, Vec<PackEntry>)>;
 
@@ -33,7 +40,10 @@ type PackList = Vec<(BlobClass, PackId, Vec<PackEntry>)>;
 struct Shared {
     storage: Arc<dyn Storage>,
     keys: KeySet,
+    /// The index this session deduplicates against (loaded when it started).
     index: Arc<Index>,
+    /// The repository's current index, which a reload may have replaced meanwhile.
+    current: IndexHandle,
     progress: Arc<Progress>,
     written: Mutex<PackList>,
     failed: AtomicBool,
@@ -65,7 +75,14 @@ impl Shared {
     }
 
     fn write_index(&self, packs: &PackList) -> Result<()> {
-        index::store_index_blob(self.storage.as_ref(), &self.keys, &self.index, packs)
+        index::store_index_blob(self.storage.as_ref(), &self.keys, &self.index, packs)?;
+        let current = self.current.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if !Arc::ptr_eq(&current, &self.index) {
+            for (class, id, entries) in packs {
+                current.insert_pack(*class, *id, entries);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -75,21 +92,29 @@ pub struct LocalSession {
     in_flight: Mutex<HashSet<ContentId>>,
     sealed: Option<Sender<SealedContent>>,
     threads: Vec<JoinHandle<()>>,
+    marker: Arc<marker::Session>,
+    heartbeat: Arc<marker::Heartbeat>,
+    heartbeat_stop: Option<Sender<()>>,
+    heartbeat_thread: Option<JoinHandle<()>>,
 }
 
 impl LocalSession {
-    /// Starts the packer and uploader threads.
+    /// Starts the packer and uploader threads, and the heartbeat of `writer_marker` (which the caller
+    /// stored before loading `index`).
     pub fn start(
         storage: Arc<dyn Storage>,
         keys: KeySet,
         index: Arc<Index>,
+        current: IndexHandle,
         pack_size: usize,
         progress: Arc<Progress>,
+        writer_marker: marker::Session,
     ) -> Self {
         let shared = Arc::new(Shared {
             storage,
             keys,
             index,
+            current,
             progress,
             written: Mutex::new(Vec::new()),
             failed: AtomicBool::new(false),
@@ -104,7 +129,30 @@ impl LocalSession {
         }
         let packer_shared = shared.clone();
         threads.push(spawn("cairn-packer", move || run_packer(&packer_shared, pack_size, sealed_rx, pack_tx)));
-        Self { shared, in_flight: Mutex::new(HashSet::new()), sealed: Some(sealed_tx), threads }
+        let writer = Arc::new(writer_marker);
+        let heartbeat = Arc::new(marker::Heartbeat::default());
+        let (stop_tx, stop_rx) = bounded::<()>(0);
+        let heartbeat_thread = {
+            let (writer, heartbeat) = (writer.clone(), heartbeat.clone());
+            spawn("cairn-heartbeat", move || heartbeat.run(&writer, stop_rx))
+        };
+        Self {
+            shared,
+            in_flight: Mutex::new(HashSet::new()),
+            sealed: Some(sealed_tx),
+            threads,
+            marker: writer,
+            heartbeat,
+            heartbeat_stop: Some(stop_tx),
+            heartbeat_thread: Some(heartbeat_thread),
+        }
+    }
+
+    fn stop_heartbeat(&mut self) {
+        drop(self.heartbeat_stop.take());
+        if let Some(t) = self.heartbeat_thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -142,7 +190,7 @@ impl BlobSession for LocalSession {
         Ok(len)
     }
 
-    fn finish(mut self: Box<Self>) -> Result<()> {
+    fn commit(mut self: Box<Self>, snapshot: &Snapshot) -> Result<()> {
         drop(self.sealed.take());
         for t in self.threads.drain(..) {
             let _ = t.join();
@@ -151,12 +199,19 @@ impl BlobSession for LocalSession {
             return Err(e);
         }
         let rest = std::mem::take(&mut *self.shared.written.lock().unwrap_or_else(|p| p.into_inner()));
-        self.shared.write_index(&rest)
+        self.shared.write_index(&rest)?;
+        // Refuse to commit if maintenance could have taken this session for dead meanwhile.
+        self.heartbeat.confirm(&self.marker)?;
+        self.shared.storage.put(&snapshot_name(&snapshot.id), &snapshot.seal(&self.shared.keys))?;
+        self.stop_heartbeat();
+        // Dropping `self` deletes the marker, now that the snapshot is stored.
+        Ok(())
     }
 }
 
 impl Drop for LocalSession {
     fn drop(&mut self) {
+        self.stop_heartbeat();
         // Abandoned (an error elsewhere): stop the threads without publishing an index for open packs.
         if !self.threads.is_empty() {
             self.shared.fail(Error::Cancelled);

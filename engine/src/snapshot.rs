@@ -100,7 +100,13 @@ impl Snapshot {
     pub fn open(keys: &KeySet, name: &str, sealed: &[u8]) -> Result<Self> {
         let what = format!("snapshot {name}");
         let json = aead::open(keys.metadata_key(), &aad(name), sealed, &what)?;
-        let snap: Snapshot = serde_json::from_slice(&json).map_err(|e| Error::corrupt(what.clone(), e.to_string()))?;
+        Self::from_json(name, &json)
+    }
+
+    /// Parses an opened record stored as `name`.
+    pub fn from_json(name: &str, json: &[u8]) -> Result<Self> {
+        let what = format!("snapshot {name}");
+        let snap: Snapshot = serde_json::from_slice(json).map_err(|e| Error::corrupt(what.clone(), e.to_string()))?;
         if snapshot_name(&snap.id) != name {
             return Err(Error::corrupt(what, "record id does not match its name"));
         }

@@ -8,6 +8,8 @@ mod tree_gen;
 mod backup_restore;
 mod cli_errors;
 mod credentials;
+mod disk_full;
 mod incremental;
+mod integrity;
 mod repository_server;
 mod s3;

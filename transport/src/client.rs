@@ -316,15 +316,16 @@ impl BlobSession for RemoteSession {
         Ok(sent)
     }
 
-    fn finish(self: Box<Self>) -> Result<()> {
-        // Wait for every upload to be answered before asking the server to make them durable.
+    fn commit(self: Box<Self>, snapshot: &Snapshot) -> Result<()> {
+        // Every upload must be answered before the server is asked to record the snapshot.
         let all = UPLOADS_IN_FLIGHT as u32;
         let _all = self
             .handle
             .block_on(self.uploads.clone().acquire_many_owned(all))
             .map_err(|_| Error::Remote("upload queue closed".into()))?;
         self.check()?;
-        match self.request(&Request::Finish)? {
+        let json = serde_json::to_vec(snapshot).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        match self.request(&Request::PutSnapshot { json })? {
             Response::Done => Ok(()),
             other => Err(unexpected(other)),
         }

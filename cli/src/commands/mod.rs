@@ -3,6 +3,8 @@
 
 pub mod benchmark;
 pub mod browse;
+pub mod integrity;
+pub mod maintenance;
 pub mod repository;
 pub mod restore;
 pub mod server;

@@ -19,6 +19,7 @@ pub fn run(ctx: &Context, command: RepositoryCommand) -> Result<()> {
         RepositoryCommand::Connect { storage, connect } => connect_existing(ctx, storage, connect),
         RepositoryCommand::Status { json } => status(ctx, json),
         RepositoryCommand::Disconnect => disconnect(ctx),
+        RepositoryCommand::Check { read_all_data, json } => super::integrity::check(ctx, read_all_data, json),
     }
 }
 

@@ -16,6 +16,10 @@ pub fn run(ctx: &Context, command: SnapshotCommand) -> Result<()> {
         SnapshotCommand::Create(args) => create(ctx, args),
         SnapshotCommand::List { path, all, json } => list(ctx, path, all, json),
         SnapshotCommand::Delete { ids, json } => delete(ctx, ids, json),
+        SnapshotCommand::Verify { ids, verify_files_percent, parallel, json } => {
+            super::integrity::verify(ctx, ids, verify_files_percent, parallel, json)
+        }
+        SnapshotCommand::Expire(args) => super::maintenance::expire(ctx, args),
     }
 }
 

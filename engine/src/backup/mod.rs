@@ -197,8 +197,6 @@ pub fn run_backup(repo: &dyn Access, options: BackupOptions, progress: Arc<Progr
         return Err(error);
     }
     let (root, mut stats) = assembled.ok_or_else(|| Error::corrupt("backup", "no root tree was produced"))?;
-    // Packs and index first: the snapshot may only refer to what is durable.
-    session.finish()?;
 
     let errors = errors.into_inner().unwrap_or_else(|p| p.into_inner());
     stats.errors = progress.errors.load(Ordering::Relaxed);
@@ -220,6 +218,7 @@ pub fn run_backup(repo: &dyn Access, options: BackupOptions, progress: Arc<Progr
         stats,
         error_messages: errors,
     };
-    repo.write_snapshot(&snapshot)?;
+    // The session makes packs and index durable first, then stores the snapshot.
+    session.commit(&snapshot)?;
     Ok(BackupOutcome { snapshot, stages: progress.stages.report(started.elapsed()) })
 }

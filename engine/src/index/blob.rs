@@ -1,6 +1,8 @@
-//! The index blob codec. Plaintext: version (1) · pack count (u32 LE) · packs [class (1) · pack id (16)] ·
-//! entry count (u32 LE) · entries [content id (32) · pack ordinal · offset · stored length · raw length
-//! (u32 LE each) · compression (1)]. Sealed with the metadata key, bound to the blob's name.
+//! The index blob codec. Plaintext: version (1) · pack count (u32 LE) · packs [class (1) · pack id (16),
+//! and in version 2 · retired at (u64 LE Unix seconds, 0 = in use)] · entry count (u32 LE) · entries
+//! [content id (32) · pack ordinal · offset · stored length · raw length (u32 LE each) · compression (1)].
+//! Sealed with the metadata key, bound to the blob's name. Backups write version 1; maintenance writes
+//! version 2 to mark packs it has retired (see docs/FORMAT.md §7 and §13).
 
 use crate::compress::Compression;
 use crate::crypto::aead;
@@ -10,7 +12,9 @@ use crate::ids::{ContentId, IndexId, PackId};
 use crate::pack::PackEntry;
 
 const VERSION: u8 = 1;
+const VERSION_RETIRING: u8 = 2;
 const PACK_LEN: usize = 17;
+const PACK_LEN_V2: usize = 25;
 const ENTRY_LEN: usize = 32 + 16 + 1;
 
 /// One index entry as read from an index blob.
@@ -19,6 +23,23 @@ pub struct IndexRecord {
     pub class: BlobClass,
     pub pack: PackId,
     pub entry: PackEntry,
+}
+
+/// A pack as an index blob lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexedPack {
+    pub class: BlobClass,
+    pub id: PackId,
+    /// Unix seconds at which maintenance retired the pack (its blobs are no longer used for deduplication
+    /// and it will be deleted once no backup can still depend on it); `None` while in use.
+    pub retired_at: Option<u64>,
+}
+
+/// Everything one index blob says.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IndexContents {
+    pub packs: Vec<IndexedPack>,
+    pub records: Vec<IndexRecord>,
 }
 
 /// The storage name of an index blob.
@@ -55,8 +76,37 @@ pub fn encode_index_blob(keys: &KeySet, name: &str, packs: &[(BlobClass, PackId,
     aead::seal(keys.metadata_key(), &aad(name), &plain)
 }
 
+/// Encodes and seals packs with their retirement marks as the (version 2) index blob `name`.
+pub fn encode_index_blob_v2(keys: &KeySet, name: &str, packs: &[(IndexedPack, Vec<PackEntry>)]) -> Vec<u8> {
+    let total: usize = packs.iter().map(|(_, e)| e.len()).sum();
+    let mut plain = Vec::with_capacity(9 + packs.len() * PACK_LEN_V2 + total * ENTRY_LEN);
+    plain.push(VERSION_RETIRING);
+    plain.extend_from_slice(&(packs.len() as u32).to_le_bytes());
+    for (pack, _) in packs {
+        plain.push(pack.class.to_byte());
+        plain.extend_from_slice(pack.id.as_bytes());
+        plain.extend_from_slice(&pack.retired_at.unwrap_or(0).to_le_bytes());
+    }
+    plain.extend_from_slice(&(total as u32).to_le_bytes());
+    for (ordinal, (_, entries)) in packs.iter().enumerate() {
+        for e in entries {
+            plain.extend_from_slice(e.id.as_bytes());
+            for v in [ordinal as u32, e.offset, e.stored_len, e.raw_len] {
+                plain.extend_from_slice(&v.to_le_bytes());
+            }
+            plain.push(e.compression as u8);
+        }
+    }
+    aead::seal(keys.metadata_key(), &aad(name), &plain)
+}
+
 /// Opens and parses the index blob `name`.
 pub fn decode_index_blob(keys: &KeySet, name: &str, sealed: &[u8]) -> Result<Vec<IndexRecord>> {
+    Ok(decode_index_contents(keys, name, sealed)?.records)
+}
+
+/// Opens and parses the index blob `name`, with the packs it lists and their retirement marks.
+pub fn decode_index_contents(keys: &KeySet, name: &str, sealed: &[u8]) -> Result<IndexContents> {
     let what = format!("index blob {name}");
     let plain = aead::open(keys.metadata_key(), &aad(name), sealed, &what)?;
     parse(&plain).map_err(|detail| Error::corrupt(what, detail))
@@ -75,31 +125,39 @@ fn u32_of(b: &[u8]) -> u32 {
     u32::from_le_bytes(b.try_into().expect("4 bytes"))
 }
 
-fn parse(mut buf: &[u8]) -> Result<Vec<IndexRecord>, String> {
-    if take(&mut buf, 1)?[0] != VERSION {
-        return Err("unknown index version".into());
-    }
+/// Parses an index blob's plaintext (exposed to the fuzz targets through `crate::fuzzing`).
+pub(crate) fn parse(mut buf: &[u8]) -> Result<IndexContents, String> {
+    let pack_len = match take(&mut buf, 1)?[0] {
+        VERSION => PACK_LEN,
+        VERSION_RETIRING => PACK_LEN_V2,
+        _ => return Err("unknown index version".into()),
+    };
     let pack_count = u32_of(take(&mut buf, 4)?) as usize;
-    if pack_count > buf.len() / PACK_LEN {
+    if pack_count > buf.len() / pack_len {
         return Err("pack count exceeds blob".into());
     }
     let mut packs = Vec::with_capacity(pack_count);
     for _ in 0..pack_count {
-        let raw = take(&mut buf, PACK_LEN)?;
+        let raw = take(&mut buf, pack_len)?;
         let class = BlobClass::from_byte(raw[0]).map_err(|e| e.to_string())?;
-        packs.push((class, PackId::from_slice(&raw[1..]).expect("16 bytes")));
+        let id = PackId::from_slice(&raw[1..17]).expect("16 bytes");
+        let retired_at = match raw.get(17..25) {
+            Some(t) => Some(u64::from_le_bytes(t.try_into().expect("8 bytes"))).filter(|&t| t != 0),
+            None => None,
+        };
+        packs.push(IndexedPack { class, id, retired_at });
     }
     let count = u32_of(take(&mut buf, 4)?) as usize;
-    if buf.len() != count * ENTRY_LEN {
+    if count.checked_mul(ENTRY_LEN) != Some(buf.len()) {
         return Err("entry count does not match blob length".into());
     }
     let mut out = Vec::with_capacity(count);
     for raw in buf.chunks_exact(ENTRY_LEN) {
         let ordinal = u32_of(&raw[32..36]) as usize;
-        let (class, pack) = *packs.get(ordinal).ok_or("entry names a pack the blob does not list")?;
+        let pack = *packs.get(ordinal).ok_or("entry names a pack the blob does not list")?;
         out.push(IndexRecord {
-            class,
-            pack,
+            class: pack.class,
+            pack: pack.id,
             entry: PackEntry {
                 id: ContentId::from_slice(&raw[..32]).expect("32 bytes"),
                 offset: u32_of(&raw[36..40]),
@@ -109,7 +167,7 @@ fn parse(mut buf: &[u8]) -> Result<Vec<IndexRecord>, String> {
             },
         });
     }
-    Ok(out)
+    Ok(IndexContents { packs, records: out })
 }
 
 #[cfg(test)]

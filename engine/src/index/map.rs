@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use super::IndexRecord;
+use super::{IndexContents, IndexRecord};
 use crate::compress::Compression;
 use crate::crypto::keys::BlobClass;
 use crate::ids::{ContentId, PackId};
@@ -49,6 +49,8 @@ pub struct Index {
     packs: Vec<(BlobClass, PackId)>,
     pack_ordinals: HashMap<PackId, u32>,
     sorted: Vec<Slot>,
+    /// Per pack ordinal: retired by maintenance (readable, but never used for deduplication).
+    retired: Vec<bool>,
     /// Blobs of packs written since loading; few, so kept uncompacted.
     recent: RwLock<HashMap<ContentId, Location>>,
 }
@@ -62,6 +64,32 @@ impl Index {
             index.sorted.push(slot);
         }
         index.sorted.sort_unstable_by_key(|s| s.id);
+        index.sorted.dedup_by(|a, b| a.id == b.id);
+        index.sorted.shrink_to_fit();
+        index
+    }
+
+    /// Builds the index from whole index blobs. A pack is retired only when every blob that lists it marks
+    /// it retired (a blob that lists it in use wins); where a blob is stored twice, a copy in a pack in use is
+    /// preferred.
+    pub fn from_contents(blobs: impl IntoIterator<Item = IndexContents>) -> Self {
+        let mut retired: HashMap<PackId, bool> = HashMap::new();
+        let mut records = Vec::new();
+        for blob in blobs {
+            for p in &blob.packs {
+                let r = retired.entry(p.id).or_insert(true);
+                *r &= p.retired_at.is_some();
+            }
+            records.extend(blob.records);
+        }
+        let mut index = Index::default();
+        for r in records {
+            let slot = index.slot(r.class, r.pack, &r.entry);
+            index.sorted.push(slot);
+        }
+        index.retired = index.packs.iter().map(|(_, id)| retired.get(id).copied().unwrap_or(false)).collect();
+        let flags = &index.retired;
+        index.sorted.sort_unstable_by_key(|s| (s.id, flags[s.pack as usize]));
         index.sorted.dedup_by(|a, b| a.id == b.id);
         index.sorted.shrink_to_fit();
         index
@@ -101,6 +129,18 @@ impl Index {
         }
     }
 
+    /// Copies the entries added since `other` was loaded (packs written by sessions still running), so a
+    /// reloaded index never loses what was indexed in memory meanwhile.
+    pub fn adopt_recent(&self, other: &Index) {
+        let theirs = other.recent();
+        let mut mine = self.recent.write().unwrap_or_else(|p| p.into_inner());
+        for (id, loc) in theirs.iter() {
+            if self.find_sorted(id).is_none() {
+                mine.entry(*id).or_insert_with(|| loc.clone());
+            }
+        }
+    }
+
     fn find_sorted(&self, id: &ContentId) -> Option<&Slot> {
         self.sorted.binary_search_by(|s| s.id.cmp(&id.0)).ok().map(|i| &self.sorted[i])
     }
@@ -109,14 +149,24 @@ impl Index {
         self.recent.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// True when the blob is stored.
+    fn is_retired_slot(&self, s: &Slot) -> bool {
+        self.retired.get(s.pack as usize).copied().unwrap_or(false)
+    }
+
+    /// True when the blob is stored in a pack in use, so a backup may deduplicate against it. Blobs that are
+    /// only in retired packs are readable ([`Index::get`]) but not counted here.
     pub fn contains(&self, id: &ContentId) -> bool {
-        self.find_sorted(id).is_some() || self.recent().contains_key(id)
+        self.find_sorted(id).is_some_and(|s| !self.is_retired_slot(s)) || self.recent().contains_key(id)
     }
 
     /// Where the blob is stored.
     pub fn get(&self, id: &ContentId) -> Option<Location> {
         let Some(s) = self.find_sorted(id) else { return self.recent().get(id).cloned() };
+        if self.is_retired_slot(s) {
+            if let Some(loc) = self.recent().get(id) {
+                return Some(loc.clone());
+            }
+        }
         let (class, pack) = self.packs[s.pack as usize];
         Some(Location {
             class,
@@ -168,5 +218,33 @@ mod tests {
             assert_eq!((loc.pack, loc.offset, loc.raw_len), (pack, e.offset, e.raw_len));
         }
         assert!(!index.contains(&ContentId([0; 32])));
+    }
+
+    #[test]
+    fn retired_packs_are_readable_but_not_deduplicated_against() {
+        use crate::index::IndexedPack;
+        let entry = |id: u8, offset| PackEntry {
+            id: ContentId([id; 32]),
+            offset,
+            stored_len: 10,
+            raw_len: 10,
+            compression: Compression::None,
+        };
+        let (old, new) = (PackId::random(), PackId::random());
+        let blob = |pack, retired_at, entries: Vec<PackEntry>| IndexContents {
+            packs: vec![IndexedPack { class: BlobClass::Data, id: pack, retired_at }],
+            records: entries.into_iter().map(|entry| IndexRecord { class: BlobClass::Data, pack, entry }).collect(),
+        };
+        let index = Index::from_contents([
+            blob(old, Some(5), vec![entry(1, 8), entry(2, 18)]),
+            blob(new, None, vec![entry(2, 100)]),
+        ]);
+        assert!(!index.contains(&ContentId([1; 32])), "only in a retired pack");
+        assert_eq!(index.get(&ContentId([1; 32])).unwrap().pack, old, "still readable");
+        assert!(index.contains(&ContentId([2; 32])));
+        assert_eq!(index.get(&ContentId([2; 32])).unwrap().pack, new, "the copy in use wins");
+        // A blob listing the pack in use undoes the retirement.
+        let index = Index::from_contents([blob(old, Some(5), vec![entry(1, 8)]), blob(old, None, vec![entry(1, 8)])]);
+        assert!(index.contains(&ContentId([1; 32])));
     }
 }

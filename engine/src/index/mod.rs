@@ -4,8 +4,6 @@
 mod blob;
 mod map;
 
-pub use blob::{decode_index_blob, encode_index_blob, index_name, IndexRecord};
-
 use crate::crypto::keys::{BlobClass, KeySet};
 use crate::error::Result;
 use crate::ids::{IndexId, PackId};
@@ -29,4 +27,10 @@ pub fn store_index_blob(
     }
     Ok(())
 }
+#[cfg(any(fuzzing, test))]
+pub(crate) use blob::parse as parse_index_plaintext;
+pub use blob::{
+    decode_index_blob, decode_index_contents, encode_index_blob, encode_index_blob_v2, index_name, IndexContents,
+    IndexRecord, IndexedPack,
+};
 pub use map::{Index, Location, ENTRY_BYTES};

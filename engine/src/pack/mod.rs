@@ -8,6 +8,9 @@ mod builder;
 mod table;
 
 pub use builder::{PackBuilder, PackTrailer};
+
+#[cfg(any(fuzzing, test))]
+pub(crate) use table::parse_table;
 pub use table::{decode_table, encode_table, read_table};
 
 use crate::compress::Compression;

@@ -55,7 +55,8 @@ pub fn decode_table(
     parse_table(&plain, pack_len, sealed.len() as u64).map_err(|detail| Error::corrupt(what, detail))
 }
 
-fn parse_table(plain: &[u8], pack_len: u64, sealed_len: u64) -> Result<(BlobClass, Vec<PackEntry>), String> {
+/// Parses a table's plaintext (exposed to the fuzz targets through `crate::fuzzing`).
+pub(crate) fn parse_table(plain: &[u8], pack_len: u64, sealed_len: u64) -> Result<(BlobClass, Vec<PackEntry>), String> {
     if plain.len() < HEADER_LEN || plain[0] != TABLE_VERSION {
         return Err("unknown table version".into());
     }

@@ -23,6 +23,7 @@ mod cache;
 #[cfg(test)]
 mod conformance;
 mod fault;
+mod faulty;
 mod fs;
 mod limit;
 mod memory;
@@ -33,6 +34,7 @@ use std::time::SystemTime;
 
 pub use cache::CacheStorage;
 pub use fault::{FaultStorage, Op};
+pub use faulty::{Faults, FaultyStorage};
 pub use fs::FsStorage;
 pub use limit::LimitStorage;
 pub use memory::MemoryStorage;

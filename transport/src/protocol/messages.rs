@@ -27,11 +27,9 @@ pub enum Request {
         raw_len: u32,
         payload: Vec<u8>,
     },
-    /// Make everything sent so far durable and indexed.
-    Finish,
     /// Snapshots this user may see (JSON array of snapshot records).
     ListSnapshots,
-    /// Record a snapshot (JSON of the snapshot record).
+    /// Make everything sent so far durable and indexed, then record this snapshot (JSON of the record).
     PutSnapshot {
         json: Vec<u8>,
     },

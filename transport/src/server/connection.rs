@@ -179,8 +179,11 @@ impl Conn {
         Ok(session)
     }
 
-    fn finish_session(&self) -> Result<(), (ErrorCode, String)> {
-        let Some(session) = lock(&self.session).take() else { return Ok(()) };
+    /// Commits the open backup with `snapshot` (or just stores the snapshot when nothing was sent).
+    fn commit_session(&self, snapshot: &Snapshot) -> Result<(), (ErrorCode, String)> {
+        let Some(session) = lock(&self.session).take() else {
+            return self.ctx.repo.write_snapshot(snapshot).map_err(engine_err);
+        };
         lock(&self.claimed).clear();
         // Other requests of this connection may still hold the session briefly; wait for them.
         let mut session = session;
@@ -193,7 +196,7 @@ impl Conn {
                 }
             }
         };
-        owned.finish().map_err(engine_err)
+        owned.commit(snapshot).map_err(engine_err)
     }
 
     fn dispatch(&self, login: &Login, request: Request) -> Reply {
@@ -234,10 +237,6 @@ impl Conn {
                 lock(&self.readable).allow(id);
                 Ok(Response::Done)
             }
-            Request::Finish => {
-                self.finish_session()?;
-                Ok(Response::Done)
-            }
             Request::ListSnapshots => {
                 let snaps: Vec<Snapshot> = repo
                     .list_snapshots()
@@ -262,11 +261,11 @@ impl Conn {
                         format!("{} may not create snapshots of {}", login.user, snap.source),
                     ));
                 }
-                self.finish_session()?;
-                if !repo.index().contains(&snap.root) {
+                // The root must be stored already or have been uploaded on this connection.
+                if !repo.index().contains(&snap.root) && !lock(&self.readable).may_read(&snap.root) {
                     return Err(err(ErrorCode::BadRequest, "the snapshot's root tree is not in the repository"));
                 }
-                repo.write_snapshot(&snap).map_err(engine_err)?;
+                self.commit_session(&snap)?;
                 lock(&self.readable).allow(snap.root);
                 Ok(Response::Done)
             }
