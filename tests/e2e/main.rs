@@ -2,6 +2,7 @@
 //!
 //! One test binary (see STYLE.md); each module covers one area.
 
+mod https;
 mod support;
 mod tree_gen;
 
@@ -9,3 +10,5 @@ mod backup_restore;
 mod cli_errors;
 mod credentials;
 mod incremental;
+mod ui_browser;
+mod ui_server;

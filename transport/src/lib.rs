@@ -4,6 +4,7 @@
 
 pub mod connection;
 pub mod tls;
+pub mod ui;
 pub mod users;
 
 pub use connection::{ConnectionConfig, ConnectionError};

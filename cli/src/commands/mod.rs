@@ -3,6 +3,7 @@
 
 pub mod benchmark;
 pub mod browse;
+pub mod policy;
 pub mod repository;
 pub mod restore;
 pub mod server;
