@@ -323,8 +323,18 @@ fn launcher_start_auth_snapshot_restore_and_stdin_shutdown() {
     assert_eq!(task["result"]["snapshotsChecked"], 1);
     assert!(session.json("/api/v1/maintenance")["runs"].as_array().unwrap().len() == 1);
 
-    // Start a large snapshot, close stdin while it runs: the process exits cleanly within 2 seconds.
+    // Cancel a large snapshot through the API: it records nothing.
     write(&src.join("big/second.bin"), &noise(99, 96 << 20));
+    let started = session.post("/api/v1/sources/snapshot", &body);
+    assert_eq!(started.status, 202);
+    let id = started.json()["task"]["id"].as_u64().unwrap();
+    let cancel = session.post(&format!("/api/v1/tasks/{id}/cancel"), &json!({}));
+    assert_eq!(cancel.status, 200);
+    let (task, _) = session.wait_task(id, Duration::from_secs(60));
+    assert_eq!(task["status"], "cancelled", "{task}");
+    assert_eq!(count_snapshots(&env), 1, "a cancelled snapshot is not recorded");
+
+    // Start it again, close stdin while it runs: the process exits cleanly within 2 seconds.
     let started = session.post("/api/v1/sources/snapshot", &body);
     assert_eq!(started.status, 202);
     std::thread::sleep(Duration::from_millis(150));
