@@ -219,3 +219,76 @@ fn maintenance_status(app: &App) -> Result<Reply, ApiError> {
         "runs": runs,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use cairn_engine::format::CreateOptions;
+    use cairn_engine::storage::MemoryStorage;
+    use cairn_engine::Repository;
+
+    use super::*;
+    use crate::ui::app::{LocalIdentity, ScheduleState};
+    use crate::ui::auth::Auth;
+    use crate::ui::tasks::Tasks;
+
+    fn app() -> Arc<App> {
+        let repo = Repository::create(Arc::new(MemoryStorage::new()), b"pw", &CreateOptions::default()).unwrap();
+        Arc::new(App {
+            repo: Arc::new(repo),
+            auth: Auth::new("cairn", "pw", None, true).unwrap(),
+            tasks: Arc::new(Tasks::new(None)),
+            identity: LocalIdentity { user: "u".into(), host: "h".into() },
+            location: "memory".into(),
+            maintenance_interval: None,
+            schedule: Mutex::new(ScheduleState::default()),
+        })
+    }
+
+    fn call(app: &Arc<App>, method: &str, path: &str, query: &str, body: &str) -> Result<Reply, ApiError> {
+        handle(app, &Request { method, path, query, body: body.as_bytes() })
+    }
+
+    #[test]
+    fn routes_methods_and_errors() {
+        let app = app();
+        assert_eq!(call(&app, "GET", "sources", "", "").unwrap().body["sources"], json!([]));
+        assert_eq!(call(&app, "DELETE", "sources", "", "").err().unwrap().status, 405);
+        assert_eq!(call(&app, "GET", "no/such/thing", "", "").err().unwrap().code, "not_found");
+        assert_eq!(call(&app, "GET", "tasks/abc", "", "").err().unwrap().code, "bad_request");
+        assert_eq!(call(&app, "GET", "snapshots", "source=nonsense", "").err().unwrap().code, "bad_request");
+        assert_eq!(call(&app, "GET", "snapshots/zz", "", "").err().unwrap().code, "bad_request");
+        assert_eq!(call(&app, "GET", "snapshots/abcd/browse", "", "").err().unwrap().code, "not_found");
+        assert_eq!(call(&app, "POST", "sources/snapshot", "", "{").err().unwrap().code, "bad_request");
+        let missing = call(&app, "POST", "sources/snapshot", "", r#"{"path": "/no/such/folder"}"#);
+        assert_eq!(missing.err().unwrap().code, "bad_request");
+        let session = call(&app, "GET", "session", "", "").unwrap();
+        assert_eq!(session.body["csrfToken"], app.auth.csrf_token());
+    }
+
+    #[test]
+    fn snapshot_then_browse_through_the_api() {
+        let app = app();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/file.txt"), b"hello").unwrap();
+        let body = json!({"path": dir.path()}).to_string();
+        let started = call(&app, "POST", "sources/snapshot", "", &body).unwrap();
+        assert_eq!(started.status, 202);
+        assert!(app.tasks.wait_idle(Duration::from_secs(30)));
+        let id = started.body["task"]["id"].as_u64().unwrap();
+        let task = call(&app, "GET", &format!("tasks/{id}"), "", "").unwrap().body;
+        assert_eq!(task["status"], "success", "{task}");
+        let snap = task["result"]["snapshot"]["id"].as_str().unwrap().to_string();
+        let listing = call(&app, "GET", &format!("snapshots/{snap}/browse"), "path=sub", "").unwrap().body;
+        assert_eq!(listing["entries"][0]["name"], "file.txt");
+        assert_eq!(listing["entries"][0]["size"], 5);
+        let sources = call(&app, "GET", "sources", "", "").unwrap().body;
+        assert_eq!(sources["sources"][0]["snapshots"], 1);
+        assert_eq!(sources["sources"][0]["lastSnapshot"]["id"], snap.as_str());
+        let not_dir = call(&app, "GET", &format!("snapshots/{snap}/browse"), "path=sub/file.txt", "");
+        assert_eq!(not_dir.err().unwrap().code, "bad_request");
+    }
+}
