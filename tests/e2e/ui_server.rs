@@ -427,6 +427,15 @@ fn insecure_serves_plain_http_with_a_warning_and_a_password_is_required() {
     assert_eq!(resp.status, 200);
     assert!(!resp.header("set-cookie").unwrap().contains("Secure"), "no Secure cookie over plain HTTP");
     assert_eq!(client.request("GET", "/api/v1/session", &[], None).status, 401);
+
+    // A snapshot another client takes while the server runs can be browsed (the index is refreshed).
+    let src = env.path("later");
+    write(&src.join("late.txt"), b"late");
+    let snap = env.snapshot(&src);
+    let id = snap["id"].as_str().unwrap();
+    let resp = client.request("GET", &format!("/api/v1/snapshots/{id}/browse"), &[("Authorization", &basic)], None);
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    assert_eq!(resp.json()["entries"][0]["name"], "late.txt");
     drop(child.stdin.take());
     assert!(child.wait().unwrap().success());
 }

@@ -35,7 +35,7 @@ pub fn handle(app: &Arc<App>, req: &Request<'_>) -> Result<Reply, ApiError> {
         ("GET", ["sources"]) => Reply::ok(json!({"sources": app.sources()?})),
         ("POST", ["sources", "snapshot"]) => snapshot_now(app, req.body),
         ("GET", ["snapshots"]) => list_snapshots(app, param("source")),
-        ("GET", ["snapshots", id]) => Reply::ok(jobs::snapshot_json(&app.repo.find_snapshot(id)?)),
+        ("GET", ["snapshots", id]) => Reply::ok(jobs::snapshot_json(&app.snapshot(id)?)),
         ("GET", ["snapshots", id, "browse"]) => browse(app, id, param("path").unwrap_or("")),
         ("POST", ["restore"]) => restore(app, req.body),
         ("GET", ["policies"]) => {
@@ -152,7 +152,7 @@ fn list_snapshots(app: &App, source: Option<&str>) -> Result<Reply, ApiError> {
 }
 
 fn browse(app: &App, id: &str, path: &str) -> Result<Reply, ApiError> {
-    let snap = app.repo.find_snapshot(id)?;
+    let snap = app.snapshot(id)?;
     let resolved = app.repo.resolve_path(&snap.root, path)?;
     let tree = resolved.tree.ok_or_else(|| ApiError::bad_request(format!("{path} is not a folder")))?;
     let entries: Vec<Value> = app
@@ -191,7 +191,7 @@ struct RestoreBody {
 
 fn restore(app: &Arc<App>, body: &[u8]) -> Result<Reply, ApiError> {
     let req: RestoreBody = parse_body(body)?;
-    let snapshot = app.repo.find_snapshot(&req.snapshot)?;
+    let snapshot = app.snapshot(&req.snapshot)?;
     let target = absolute_target(&req.target)?;
     // Fail fast on a path that is not in the snapshot.
     app.repo.resolve_path(&snapshot.root, &req.path)?;
@@ -244,6 +244,7 @@ mod tests {
             location: "memory".into(),
             maintenance_interval: None,
             schedule: Mutex::new(ScheduleState::default()),
+            index_guard: std::sync::RwLock::new(()),
         })
     }
 

@@ -2,7 +2,7 @@
 //! or maintenance as a task, and summarising sources.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use cairn_engine::backup::Progress;
 use cairn_engine::policy::Policy;
@@ -44,6 +44,9 @@ pub struct App {
     /// Seconds between quick maintenance runs (`None`: never).
     pub maintenance_interval: Option<u64>,
     pub schedule: Mutex<ScheduleState>,
+    /// Held shared by every snapshot task (they add to the in-memory index), and exclusively while the
+    /// index is reloaded from storage: a reload racing a backup's index write would drop its entries.
+    pub index_guard: RwLock<()>,
 }
 
 impl App {
@@ -64,7 +67,10 @@ impl App {
         let counters = Counters::Backup(progress.clone());
         let description = format!("snapshot of {}", source.path);
         let task = self.tasks.start(TaskKind::Snapshot, description, Some(source.clone()), scheduled, counters, {
-            move |task| jobs::snapshot(&app.repo, &work_source, task, progress)
+            move |task| {
+                let _writing = app.index_guard.read().unwrap_or_else(|p| p.into_inner());
+                jobs::snapshot(&app.repo, &work_source, task, progress)
+            }
         })?;
         self.schedule().last_attempt.insert(source, task.started);
         Ok(task)
@@ -96,10 +102,37 @@ impl App {
             None,
             scheduled,
             Counters::None,
-            move |task| jobs::quick_maintenance(&app.repo, task, &app.tasks.busy_sources()),
+            move |task| {
+                if !app.refresh_index()? {
+                    task.log("index not reloaded: a snapshot is writing to it");
+                }
+                jobs::quick_maintenance(&app.repo, task, &app.tasks.busy_sources())
+            },
         )?;
         self.schedule().last_maintenance = Some(task.started);
         Ok(task)
+    }
+
+    /// Reloads the index from storage (to see what other clients wrote since the server started), unless
+    /// a snapshot task is writing to it now; true when reloaded.
+    pub fn refresh_index(&self) -> Result<bool, Error> {
+        match self.index_guard.try_write() {
+            Ok(_exclusive) => {
+                self.repo.reload_index()?;
+                Ok(true)
+            }
+            Err(std::sync::TryLockError::Poisoned(_)) | Err(std::sync::TryLockError::WouldBlock) => Ok(false),
+        }
+    }
+
+    /// The snapshot named by an id prefix, with the index refreshed first when its root is not in it (it
+    /// was written by another client after this server loaded the index).
+    pub fn snapshot(&self, prefix: &str) -> Result<Snapshot, Error> {
+        let snap = self.repo.find_snapshot(prefix)?;
+        if !self.repo.index().contains(&snap.root) {
+            self.refresh_index()?;
+        }
+        Ok(snap)
     }
 
     /// This machine's sources: those with snapshots, a policy, or a running task, each with its last

@@ -105,8 +105,9 @@ pub fn restore_path(repo: &Repository, req: &RestoreRequest, task: &Task, progre
 }
 
 /// Quick maintenance: applies retention to every source with a policy (except sources being snapshotted
-/// now), then checks that every remaining snapshot's root folder is in the index. It deletes snapshot
-/// records only; reclaiming their data is full maintenance's job.
+/// now), then checks that every remaining snapshot's root folder is in the index (the caller refreshes the
+/// index first when it safely can). It deletes snapshot records only; reclaiming their data is full
+/// maintenance's job.
 pub fn quick_maintenance(repo: &Repository, task: &Task, busy: &HashSet<Source>) -> Outcome {
     let cancel = task.cancel_flag();
     let mut expired = Vec::new();
@@ -120,7 +121,6 @@ pub fn quick_maintenance(repo: &Repository, task: &Task, busy: &HashSet<Source>)
         }
         expired.extend(apply_retention(repo, &source, task)?);
     }
-    repo.reload_index()?;
     let index = repo.index();
     let snaps = repo.list_snapshots()?;
     let missing: Vec<String> = snaps.iter().filter(|s| !index.contains(&s.root)).map(|s| s.id.to_hex()).collect();

@@ -78,6 +78,7 @@ pub fn bind(addr: SocketAddr, tls: Option<&ServerIdentity>, config: UiConfig) ->
         location: config.location,
         maintenance_interval: config.maintenance_interval,
         schedule: Mutex::new(schedule),
+        index_guard: std::sync::RwLock::new(()),
     });
     Ok(UiServer::new(listener, tls, app))
 }
