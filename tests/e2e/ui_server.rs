@@ -401,7 +401,7 @@ fn scheduled_policy_fires_and_retention_removes_old_snapshots() {
 }
 
 #[test]
-fn insecure_serves_plain_http_with_a_warning_and_a_password_is_required() {
+fn insecure_plain_http_other_clients_snapshots_and_scheduled_maintenance() {
     let env = Env::new();
     env.create_repo();
     let no_password = env.run(&["server", "start", "--ui", "--tls-generate-cert", "--address=127.0.0.1:0"]);
@@ -411,7 +411,7 @@ fn insecure_serves_plain_http_with_a_warning_and_a_password_is_required() {
     let mut child = env
         .cmd()
         .args(["server", "start", "--ui", "--insecure", "--server-password", "pw", "--shutdown-on-stdin"])
-        .args(["--address=127.0.0.1:0", "--server-username", "me"])
+        .args(["--address=127.0.0.1:0", "--server-username", "me", "--maintenance-interval", "1s"])
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -436,6 +436,20 @@ fn insecure_serves_plain_http_with_a_warning_and_a_password_is_required() {
     let resp = client.request("GET", &format!("/api/v1/snapshots/{id}/browse"), &[("Authorization", &basic)], None);
     assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
     assert_eq!(resp.json()["entries"][0]["name"], "late.txt");
+
+    // Quick maintenance runs on its own schedule.
+    let start = Instant::now();
+    loop {
+        let resp = client.request("GET", "/api/v1/maintenance", &[("Authorization", &basic)], None);
+        let status = resp.json();
+        assert_eq!(status["intervalSeconds"], 1);
+        let runs = status["runs"].as_array().unwrap();
+        if runs.iter().any(|r| r["scheduled"] == true && r["status"] == "success") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "no scheduled maintenance: {status}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     drop(child.stdin.take());
     assert!(child.wait().unwrap().success());
 }
