@@ -45,6 +45,65 @@ pub enum Command {
     Maintenance(MaintenanceArgs),
     /// Rebuild the index from the packs
     Index(IndexArgs),
+    /// Set and show per-folder snapshot policies (schedule and retention)
+    Policy(PolicyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PolicyArgs {
+    #[command(subcommand)]
+    pub command: PolicyCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Change the policy of a folder (unset fields keep their value)
+    Set(PolicySetArgs),
+    /// Show the policy of a folder
+    Show {
+        path: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every policy
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the policy of a folder
+    Delete { path: PathBuf },
+}
+
+#[derive(Args, Debug)]
+pub struct PolicySetArgs {
+    /// The folder
+    pub path: PathBuf,
+    /// Time between scheduled snapshots taken by the UI server (e.g. 30m, 1h, 1d)
+    #[arg(long, conflicts_with = "manual")]
+    pub snapshot_interval: Option<String>,
+    /// Take snapshots only by hand (clears --snapshot-interval)
+    #[arg(long)]
+    pub manual: bool,
+    /// Keep the N newest snapshots
+    #[arg(long)]
+    pub keep_latest: Option<u32>,
+    /// Keep the newest snapshot of each of the last N hours
+    #[arg(long)]
+    pub keep_hourly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N days
+    #[arg(long)]
+    pub keep_daily: Option<u32>,
+    /// Keep the newest snapshot of each of the last N weeks
+    #[arg(long)]
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N months
+    #[arg(long)]
+    pub keep_monthly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N years
+    #[arg(long)]
+    pub keep_annual: Option<u32>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -166,6 +225,12 @@ pub struct ServerStartArgs {
     /// UI server: key that signs session cookies (random per run by default)
     #[arg(long)]
     pub auth_cookie_signing_key: Option<String>,
+    /// UI server: time between quick maintenance runs (0 turns it off)
+    #[arg(long, default_value = "1h", hide = true)]
+    pub maintenance_interval: String,
+    /// UI server: folder for task logs [default: $XDG_CACHE_HOME/cairn/logs]
+    #[arg(long, hide = true)]
+    pub log_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

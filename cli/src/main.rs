@@ -50,6 +50,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ls(a) => commands::browse::run(&ctx, a),
         Command::Restore(a) => commands::restore::run(&ctx, a),
         Command::Server(a) => commands::server::run(&ctx, a.command),
+        Command::Policy(a) => commands::policy::run(&ctx, a.command),
         Command::Benchmark(_) => unreachable!("handled above"),
         Command::Maintenance(a) => match a.command {
             args::MaintenanceCommand::Run(r) => commands::maintenance::run(&ctx, r),

@@ -2,6 +2,7 @@
 //!
 //! One test binary (see STYLE.md); each module covers one area.
 
+mod https;
 mod support;
 mod tree_gen;
 
@@ -13,3 +14,5 @@ mod incremental;
 mod integrity;
 mod repository_server;
 mod s3;
+mod ui_browser;
+mod ui_server;

@@ -9,6 +9,7 @@ pub mod protocol;
 pub mod ratelimit;
 pub mod server;
 pub mod tls;
+pub mod ui;
 pub mod users;
 
 pub use connection::{ConnectionConfig, ConnectionError};

@@ -98,6 +98,20 @@ impl ServerIdentity {
         Ok(Self { cert, key, cert_pem, key_pem })
     }
 
+    /// An identity from PEM text (a copy for another listener).
+    pub fn load_pem(cert_pem: &str, key_pem: &str) -> Result<Self, TlsError> {
+        let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes())
+            .map_err(|e| TlsError::File { path: "certificate".into(), message: e.to_string() })?;
+        let key = PrivatePkcs8KeyDer::from_pem_slice(key_pem.as_bytes())
+            .map_err(|e| TlsError::File { path: "key".into(), message: e.to_string() })?;
+        Ok(Self { cert, key, cert_pem: cert_pem.to_string(), key_pem: key_pem.to_string() })
+    }
+
+    /// The private key as PKCS#8 PEM.
+    pub fn key_pem(&self) -> String {
+        self.key_pem.clone()
+    }
+
     /// Writes the certificate and key (mode 0600) to new files; refuses to overwrite either.
     pub fn save(&self, cert_file: &Path, key_file: &Path) -> Result<(), TlsError> {
         for p in [cert_file, key_file] {

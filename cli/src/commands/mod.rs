@@ -5,6 +5,7 @@ pub mod benchmark;
 pub mod browse;
 pub mod integrity;
 pub mod maintenance;
+pub mod policy;
 pub mod repository;
 pub mod restore;
 pub mod server;

@@ -8,12 +8,15 @@
 //! (UI), `SERVER ADDRESS: quic://IP:PORT` (repository server).
 
 use std::net::SocketAddr;
-
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
+use cairn_engine::policy::parse_duration;
+use cairn_engine::Repository;
 use cairn_transport::server;
 use cairn_transport::tls::ServerIdentity;
+use cairn_transport::ui::{self, LocalIdentity, UiConfig};
 
 use crate::args::ServerStartArgs;
 use crate::commands::Context;
@@ -47,35 +50,152 @@ pub fn identity(args: &ServerStartArgs, listen: &SocketAddr) -> Result<ServerIde
 }
 
 pub fn run(ctx: &Context, args: ServerStartArgs) -> Result<()> {
+    let listen = resolve(&args.address)?;
     if args.ui {
-        bail!("--ui: the UI server is not part of this build yet; run without --ui for the repository server");
+        return run_ui(ctx, &args, listen);
     }
     let repo = Arc::new(ctx.open_direct()?);
-    let listen = resolve(&args.address)?;
     let identity = identity(&args, &listen)?;
-    eprintln!("SERVER CERT SHA256: {}", identity.fingerprint());
-    if args.tls_print_server_cert {
-        eprintln!("SERVER CERTIFICATE: {}", identity.pem_base64());
-    }
-    run_repository_server(repo, listen, &identity, args.shutdown_on_stdin)
-}
-
-/// Runs the QUIC repository server until shutdown; prints `SERVER ADDRESS: quic://IP:PORT` once bound.
-pub fn run_repository_server(
-    repo: Arc<cairn_engine::Repository>,
-    listen: SocketAddr,
-    identity: &ServerIdentity,
-    shutdown_on_stdin: bool,
-) -> Result<()> {
-    let users = cairn_transport::users::list(&repo)?;
-    if users.is_empty() {
+    print_identity(&args, &identity);
+    if cairn_transport::users::list(&repo)?.is_empty() {
         eprintln!(
             "No server users yet: add one with `cairn server user add USER@HOST`; logins are refused until then."
         );
     }
-    server::run(repo, listen, identity, server::Shutdown { on_stdin_close: shutdown_on_stdin }, |bound| {
-        eprintln!("SERVER ADDRESS: quic://{bound}");
-    })?;
+    let shutdown = server::Shutdown { on_stdin_close: args.shutdown_on_stdin };
+    server::run(repo, listen, &identity, shutdown, |bound| eprintln!("SERVER ADDRESS: quic://{bound}"))?;
     eprintln!("Server stopped.");
     Ok(())
+}
+
+fn print_identity(args: &ServerStartArgs, identity: &ServerIdentity) {
+    eprintln!("SERVER CERT SHA256: {}", identity.fingerprint());
+    if args.tls_print_server_cert {
+        eprintln!("SERVER CERTIFICATE: {}", identity.pem_base64());
+    }
+}
+
+/// The UI server (and, when the repository has users, the repository server beside it).
+fn run_ui(ctx: &Context, args: &ServerStartArgs, listen: SocketAddr) -> Result<()> {
+    let password = match (&args.server_password, args.random_password) {
+        (_, true) => ui::auth::random_password()?,
+        (Some(p), false) => p.clone(),
+        (None, false) => {
+            bail!("the UI server needs --server-password (or $CAIRN_SERVER_PASSWORD) or --random-password")
+        }
+    };
+    let plain_http = args.insecure && !args.tls_generate_cert && args.tls_cert_file.is_none();
+    let identity = if plain_http { None } else { Some(identity(args, &listen)?) };
+    let maintenance = parse_duration(&args.maintenance_interval)?;
+    let (config, repo) = (ctx.load_config()?, ctx.open_direct()?);
+    let repo = Arc::new(repo);
+    let server = ui::bind(
+        listen,
+        identity.as_ref(),
+        UiConfig {
+            repo: repo.clone(),
+            location: config.storage.describe(),
+            identity: LocalIdentity { user: config.username(), host: config.hostname() },
+            username: args.server_username.clone(),
+            password: password.clone(),
+            cookie_signing_key: args.auth_cookie_signing_key.clone(),
+            maintenance_interval: (maintenance > 0).then_some(maintenance),
+            log_dir: args.log_dir.clone().or_else(ui::default_log_dir),
+        },
+    )?;
+
+    // The launcher reads these lines: keep their order and form.
+    if args.random_password {
+        eprintln!("SERVER PASSWORD: {password}");
+    }
+    if let Some(identity) = &identity {
+        print_identity(args, identity);
+    }
+    eprintln!("SERVER ADDRESS: {}", server.url()?);
+    if plain_http {
+        eprintln!("WARNING: --insecure: serving the UI over plain HTTP. Anyone who can see this traffic can read");
+        eprintln!("WARNING: the password and your data. Use it only for debugging, on this machine.");
+    }
+    start_repository_server_alongside(&repo, args, identity.as_ref(), server.local_addr()?)?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("cairn-ui")
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = runtime.block_on(server.serve(shutdown_signal(args.shutdown_on_stdin)));
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    result?;
+    Ok(())
+}
+
+/// Where the QUIC repository server starts beside the UI server, when the repository has users (the UI
+/// server alone needs none). The repository server is not part of this build yet, so this only says so.
+/// When the repository has server users, also serves the QUIC repository server on the UI's port number
+/// (over UDP), on its own thread, and prints its `SERVER ADDRESS: quic://...` line after the https one.
+/// It stops with the process.
+fn start_repository_server_alongside(
+    repo: &Arc<Repository>,
+    args: &ServerStartArgs,
+    identity: Option<&ServerIdentity>,
+    ui_addr: SocketAddr,
+) -> Result<()> {
+    if cairn_transport::users::list(repo)?.is_empty() {
+        return Ok(());
+    }
+    let Some(identity) = identity else {
+        eprintln!("WARNING: the repository server needs TLS; it does not run with --insecure");
+        return Ok(());
+    };
+    let endpoint_identity = ServerIdentity::load_pem(identity.cert_pem(), &identity.key_pem())?;
+    let (repo, on_stdin) = (repo.clone(), args.shutdown_on_stdin);
+    let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new().name("cairn-quic-server".into()).spawn(move || {
+        let shutdown = server::Shutdown { on_stdin_close: on_stdin };
+        if let Err(e) = server::run(repo, ui_addr, &endpoint_identity, shutdown, |bound| {
+            let _ = bound_tx.send(Ok(bound));
+        }) {
+            let _ = bound_tx.send(Err(e.to_string()));
+        }
+    })?;
+    match bound_rx.recv() {
+        Ok(Ok(bound)) => eprintln!("SERVER ADDRESS: quic://{bound}"),
+        Ok(Err(e)) => bail!("starting the repository server: {e}"),
+        Err(_) => bail!("the repository server stopped while starting"),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal(on_stdin: bool) {
+    let stdin_closed = async {
+        if !on_stdin {
+            return std::future::pending::<()>().await;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let spawned = std::thread::Builder::new().name("cairn-stdin".into()).spawn(move || {
+            let mut sink = [0u8; 4096];
+            let mut stdin = std::io::stdin().lock();
+            while matches!(std::io::Read::read(&mut stdin, &mut sink), Ok(n) if n > 0) {}
+            let _ = tx.send(());
+        });
+        if spawned.is_ok() {
+            let _ = rx.await;
+        } else {
+            std::future::pending::<()>().await
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = stdin_closed => eprintln!("Standard input closed: shutting down."),
+        _ = tokio::signal::ctrl_c() => eprintln!("Interrupted: shutting down."),
+        _ = terminate => eprintln!("Terminated: shutting down."),
+    }
 }
