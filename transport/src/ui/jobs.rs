@@ -122,6 +122,16 @@ pub fn quick_maintenance(repo: &Repository, task: &Task, busy: &HashSet<Source>)
         }
         expired.extend(apply_retention(repo, &source, task)?);
     }
+    // The repository's own quick maintenance: compact small index blobs (safe alongside other writers).
+    let compacted = cairn_engine::maintenance::run_maintenance(
+        repo,
+        false,
+        cairn_engine::maintenance::Safety::Margin(cairn_engine::maintenance::DEFAULT_MARGIN),
+    )?;
+    task.log(format!(
+        "index compaction: {} index blobs before, {} after",
+        compacted.index_blobs_before, compacted.index_blobs_after
+    ));
     let index = repo.index();
     let snaps = repo.list_snapshots()?;
     let missing: Vec<String> = snaps.iter().filter(|s| !index.contains(&s.root)).map(|s| s.id.to_hex()).collect();
@@ -134,7 +144,7 @@ pub fn quick_maintenance(repo: &Repository, task: &Task, busy: &HashSet<Source>)
         snaps.len(),
         index.len()
     ));
-    Ok(json!({"expired": expired, "snapshotsChecked": snaps.len(), "missingRoots": missing}))
+    Ok(json!({"expired": expired, "snapshotsChecked": snaps.len(), "missingRoots": missing, "compaction": compacted}))
 }
 
 /// A snapshot as the API shows it: the stored record plus `time` (its start, RFC 3339).
