@@ -91,6 +91,26 @@ mod tests {
         assert_eq!(decode_frame::<Request>(&frame[..frame.len() - 1]).unwrap_err(), FrameError::Truncated);
     }
 
+    /// The fuzz target's seed corpus (fuzz/corpus/quic_frame) runs here too: nothing panics, and seeds named
+    /// `valid-*` decode as requests.
+    #[test]
+    fn fuzz_seed_corpus() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/quic_frame");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            let request = decode_frame::<Request>(&bytes);
+            let _ = decode_frame::<Response>(&bytes);
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.starts_with("valid-") {
+                assert!(request.is_ok(), "{name}: {request:?}");
+            }
+            seen += 1;
+        }
+        assert!(seen >= 5, "seed corpus missing");
+    }
+
     proptest! {
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {

@@ -68,22 +68,26 @@ pub struct Shutdown {
     pub on_stdin_close: bool,
 }
 
-/// Resolves when the process is asked to stop: Ctrl-C, SIGTERM, or (optionally) stdin closing.
+/// Resolves when the process is asked to stop: Ctrl-C, SIGTERM, or (optionally) stdin closing, and says
+/// which on stderr.
 pub async fn shutdown_signal(shutdown: Shutdown) {
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    if shutdown.on_stdin_close {
-        std::thread::Builder::new()
-            .name("cairn-stdin".into())
-            .spawn(move || {
-                let mut sink = [0u8; 1024];
-                let mut stdin = std::io::stdin().lock();
-                while matches!(std::io::Read::read(&mut stdin, &mut sink), Ok(n) if n > 0) {}
-                let _ = tx.send(());
-            })
-            .ok();
-    } else {
-        std::mem::forget(tx);
-    }
+    let stdin_closed = async {
+        if !shutdown.on_stdin_close {
+            return std::future::pending::<()>().await;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let spawned = std::thread::Builder::new().name("cairn-stdin".into()).spawn(move || {
+            let mut sink = [0u8; 4096];
+            let mut stdin = std::io::stdin().lock();
+            while matches!(std::io::Read::read(&mut stdin, &mut sink), Ok(n) if n > 0) {}
+            let _ = tx.send(());
+        });
+        if spawned.is_ok() {
+            let _ = rx.await;
+        } else {
+            std::future::pending::<()>().await
+        }
+    };
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
@@ -93,9 +97,9 @@ pub async fn shutdown_signal(shutdown: Shutdown) {
         }
     };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
-        _ = rx => {}
+        _ = stdin_closed => eprintln!("Standard input closed: shutting down."),
+        _ = tokio::signal::ctrl_c() => eprintln!("Interrupted: shutting down."),
+        _ = terminate => eprintln!("Terminated: shutting down."),
     }
 }
 

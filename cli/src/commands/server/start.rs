@@ -124,7 +124,8 @@ fn run_ui(ctx: &Context, args: &ServerStartArgs, listen: SocketAddr) -> Result<(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let result = runtime.block_on(server.serve(shutdown_signal(args.shutdown_on_stdin)));
+    let result = runtime
+        .block_on(server.serve(server::shutdown_signal(server::Shutdown { on_stdin_close: args.shutdown_on_stdin })));
     runtime.shutdown_timeout(Duration::from_millis(200));
     result?;
     Ok(())
@@ -165,37 +166,4 @@ fn start_repository_server_alongside(
         Err(_) => bail!("the repository server stopped while starting"),
     }
     Ok(())
-}
-
-async fn shutdown_signal(on_stdin: bool) {
-    let stdin_closed = async {
-        if !on_stdin {
-            return std::future::pending::<()>().await;
-        }
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let spawned = std::thread::Builder::new().name("cairn-stdin".into()).spawn(move || {
-            let mut sink = [0u8; 4096];
-            let mut stdin = std::io::stdin().lock();
-            while matches!(std::io::Read::read(&mut stdin, &mut sink), Ok(n) if n > 0) {}
-            let _ = tx.send(());
-        });
-        if spawned.is_ok() {
-            let _ = rx.await;
-        } else {
-            std::future::pending::<()>().await
-        }
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = stdin_closed => eprintln!("Standard input closed: shutting down."),
-        _ = tokio::signal::ctrl_c() => eprintln!("Interrupted: shutting down."),
-        _ = terminate => eprintln!("Terminated: shutting down."),
-    }
 }
