@@ -54,16 +54,22 @@ pub fn persist(config: &Path, password: &str) -> Result<Persisted> {
         }
     }
     let path = password_file_for(config);
+    write_private(&path, password.as_bytes())?;
+    Ok(Persisted::File(path))
+}
+
+/// Writes a file only its owner can read (mode 0600), durably.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(&path)
+        .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(password.as_bytes())?;
+    file.write_all(bytes)?;
     file.sync_all()?;
-    Ok(Persisted::File(path))
+    Ok(())
 }
 
 /// Removes any stored password (and S3 keys) for this config.
@@ -101,15 +107,7 @@ pub fn persist_s3(config: &Path, keys: &S3Credentials) -> Result<PathBuf> {
         secret_access_key: keys.secret_access_key.clone(),
         session_token: keys.session_token.clone(),
     };
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(&serde_json::to_vec_pretty(&stored)?)?;
-    file.sync_all()?;
+    write_private(&path, &serde_json::to_vec_pretty(&stored)?)?;
     Ok(path)
 }
 
