@@ -163,9 +163,17 @@ impl Access for Repository {
                 if blob.size > MAX_SNAPSHOT_BYTES {
                     return Err(Error::corrupt(format!("snapshot {}", blob.name), "too large"));
                 }
-                Snapshot::open(&self.keys, &blob.name, &self.storage.get(&blob.name)?)
+                match self.storage.get(&blob.name) {
+                    Ok(bytes) => Snapshot::open(&self.keys, &blob.name, &bytes).map(Some),
+                    // Deleted (expired) between listing and reading: no longer a snapshot.
+                    Err(e) if e.is_not_found() => Ok(None),
+                    Err(e) => Err(e.into()),
+                }
             })
-            .collect::<Result<_>>()?;
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect();
         snaps.sort_by_key(|s| (s.start_time, s.id));
         Ok(snaps)
     }
