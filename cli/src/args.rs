@@ -84,24 +84,8 @@ pub struct PolicySetArgs {
     /// Take snapshots only by hand (clears --snapshot-interval)
     #[arg(long)]
     pub manual: bool,
-    /// Keep the N newest snapshots
-    #[arg(long)]
-    pub keep_latest: Option<u32>,
-    /// Keep the newest snapshot of each of the last N hours
-    #[arg(long)]
-    pub keep_hourly: Option<u32>,
-    /// Keep the newest snapshot of each of the last N days
-    #[arg(long)]
-    pub keep_daily: Option<u32>,
-    /// Keep the newest snapshot of each of the last N weeks
-    #[arg(long)]
-    pub keep_weekly: Option<u32>,
-    /// Keep the newest snapshot of each of the last N months
-    #[arg(long)]
-    pub keep_monthly: Option<u32>,
-    /// Keep the newest snapshot of each of the last N years
-    #[arg(long)]
-    pub keep_annual: Option<u32>,
+    #[command(flatten)]
+    pub keep: KeepArgs,
     #[arg(long)]
     pub json: bool,
 }
@@ -150,18 +134,8 @@ pub enum IndexCommand {
 
 #[derive(Args, Debug)]
 pub struct ExpireArgs {
-    #[arg(long)]
-    pub keep_latest: Option<u32>,
-    #[arg(long)]
-    pub keep_hourly: Option<u32>,
-    #[arg(long)]
-    pub keep_daily: Option<u32>,
-    #[arg(long)]
-    pub keep_weekly: Option<u32>,
-    #[arg(long)]
-    pub keep_monthly: Option<u32>,
-    #[arg(long)]
-    pub keep_annual: Option<u32>,
+    #[command(flatten)]
+    pub keep: KeepArgs,
     /// Show what would be deleted
     #[arg(long)]
     pub dry_run: bool,
@@ -521,4 +495,27 @@ pub struct RestoreArgs {
     pub overwrite: bool,
     #[arg(long)]
     pub json: bool,
+}
+
+/// Retention rules, shared by `snapshot expire` and `policy set`.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct KeepArgs {
+    /// Keep the N newest snapshots
+    #[arg(long)]
+    pub keep_latest: Option<u32>,
+    /// Keep the newest snapshot of each of the last N hours
+    #[arg(long)]
+    pub keep_hourly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N days
+    #[arg(long)]
+    pub keep_daily: Option<u32>,
+    /// Keep the newest snapshot of each of the last N weeks
+    #[arg(long)]
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N months
+    #[arg(long)]
+    pub keep_monthly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N years
+    #[arg(long)]
+    pub keep_annual: Option<u32>,
 }

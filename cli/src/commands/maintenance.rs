@@ -49,12 +49,12 @@ pub fn run(ctx: &Context, args: MaintenanceRunArgs) -> Result<()> {
 
 pub fn expire(ctx: &Context, args: ExpireArgs) -> Result<()> {
     let policy = RetentionPolicy {
-        latest: args.keep_latest,
-        hourly: args.keep_hourly,
-        daily: args.keep_daily,
-        weekly: args.keep_weekly,
-        monthly: args.keep_monthly,
-        annual: args.keep_annual,
+        latest: args.keep.keep_latest,
+        hourly: args.keep.keep_hourly,
+        daily: args.keep.keep_daily,
+        weekly: args.keep.keep_weekly,
+        monthly: args.keep.keep_monthly,
+        annual: args.keep.keep_annual,
     };
     let repo = ctx.open_direct()?;
     let snapshots = repo.list_snapshots()?;

@@ -67,12 +67,12 @@ fn apply(policy: &mut Policy, args: &PolicySetArgs) -> Result<()> {
     }
     let keep = &mut policy.keep;
     let rules: [(&mut Option<u32>, Option<u32>); 6] = [
-        (&mut keep.latest, args.keep_latest),
-        (&mut keep.hourly, args.keep_hourly),
-        (&mut keep.daily, args.keep_daily),
-        (&mut keep.weekly, args.keep_weekly),
-        (&mut keep.monthly, args.keep_monthly),
-        (&mut keep.annual, args.keep_annual),
+        (&mut keep.latest, args.keep.keep_latest),
+        (&mut keep.hourly, args.keep.keep_hourly),
+        (&mut keep.daily, args.keep.keep_daily),
+        (&mut keep.weekly, args.keep.keep_weekly),
+        (&mut keep.monthly, args.keep.keep_monthly),
+        (&mut keep.annual, args.keep.keep_annual),
     ];
     for (slot, value) in rules {
         if value.is_some() {
