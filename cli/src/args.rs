@@ -224,6 +224,10 @@ pub enum ServerUserCommand {
         /// May read and write every snapshot and manage the repository
         #[arg(long)]
         admin: bool,
+        /// Give the user its own hashing key: its content never deduplicates against other users', so it
+        /// cannot probe whether they stored some content (fixed at creation)
+        #[arg(long)]
+        isolated: bool,
     },
     /// Change a user's password or admin flag
     Set {

@@ -31,6 +31,11 @@ impl PreparedBlob<'_> {
     }
 }
 
+/// How many plaintext bytes a caller of [`Access::read_blobs`] asks for at once.
+pub const READ_BATCH_BYTES: u64 = 4 << 20;
+/// How many blobs a caller of [`Access::read_blobs`] asks for at once.
+pub const READ_BATCH_BLOBS: usize = 128;
+
 /// Writing side of one backup. [`BlobSession::commit`] makes every blob stored through the session durable
 /// and indexed, then stores the snapshot that refers to them.
 pub trait BlobSession: Send + Sync {
@@ -58,6 +63,12 @@ pub trait Access: Send + Sync {
     fn delete_snapshot(&self, id: &SnapshotId) -> Result<()>;
     /// A blob's plaintext, verified against its id.
     fn read_blob(&self, id: &ContentId) -> Result<Vec<u8>>;
+    /// Several blobs' plaintexts, each verified against its id, in the order asked. Implementations fetch
+    /// them together (neighbours in a pack with one ranged read, or one round trip to a server); callers
+    /// keep a batch to a few MiB ([`READ_BATCH_BYTES`]).
+    fn read_blobs(&self, ids: &[ContentId]) -> Result<Vec<Vec<u8>>> {
+        ids.iter().map(|id| self.read_blob(id)).collect()
+    }
     /// Plaintext lengths of blobs (`None` for unknown ids).
     fn blob_sizes(&self, ids: &[ContentId]) -> Result<Vec<Option<u32>>>;
     /// Starts a backup's writes; `progress` receives pack and upload timings.

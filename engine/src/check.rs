@@ -232,7 +232,9 @@ fn read_pack(repo: &Repository, p: &StoredPack, table: &[PackEntry]) -> (u64, Ve
             continue;
         };
         read += 1;
-        if let Err(err) = content::open(repo.keys(), p.class, &e.id, e.compression, e.raw_len, stored) {
+        let opened = content::open_unverified(repo.keys(), p.class, &e.id, e.compression, e.raw_len, stored)
+            .and_then(|plain| repo.verify_content(&e.id, &plain));
+        if let Err(err) = opened {
             problems.push(Problem { blob: format!("{} in {}", e.id, p.name), detail: err.to_string() });
         }
     }

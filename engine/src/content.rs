@@ -92,8 +92,24 @@ pub fn open_payload(
     aead::open(&key, &associated_data(id, class, compression), stored, &format!("blob {id}"))
 }
 
-/// Opens a stored blob and checks that its plaintext hashes to `id`.
+/// Opens a stored blob and checks that its plaintext hashes to `id` under the repository's hashing key.
 pub fn open(
+    keys: &KeySet,
+    class: BlobClass,
+    id: &ContentId,
+    compression: Compression,
+    raw_len: u32,
+    stored: &[u8],
+) -> Result<Vec<u8>> {
+    let plain = open_unverified(keys, class, id, compression, raw_len, stored)?;
+    verify_id(&keys.hashing, id, &plain)?;
+    Ok(plain)
+}
+
+/// Decrypts and decompresses a stored blob without re-hashing it: for callers that check the id
+/// themselves with [`crate::repository::Repository::verify_content`] (which also knows isolated users'
+/// keys). Decryption alone already proves the blob was sealed under this id.
+pub fn open_unverified(
     keys: &KeySet,
     class: BlobClass,
     id: &ContentId,
@@ -104,9 +120,7 @@ pub fn open(
     let what = format!("blob {id}");
     let key = keys.content_key(class, id);
     let payload = aead::open(&key, &associated_data(id, class, compression), stored, &what)?;
-    let plain = compress::decompress(compression, &payload, raw_len as usize, &what)?;
-    verify_id(&keys.hashing, id, &plain)?;
-    Ok(plain)
+    compress::decompress(compression, &payload, raw_len as usize, &what)
 }
 
 /// Checks that `plaintext` hashes to `id` under `key`.

@@ -250,6 +250,7 @@ mod tests {
                 stats: SnapshotStats { files: 3, bytes: 10, ..Default::default() },
                 incomplete: true,
                 error_messages: vec!["x: denied".into()],
+                tenant: None,
             };
             vec![
                 ("format_blob", vec![("default", format.to_bytes())]),

@@ -14,10 +14,10 @@ use filetime::FileTime;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::access::Access;
+use crate::access::{Access, READ_BATCH_BLOBS, READ_BATCH_BYTES};
 use crate::error::{Error, Result};
-use crate::ids::TreeId;
-use crate::tree::{Node, NodeKind};
+use crate::ids::{ContentId, TreeId};
+use crate::tree::{FileContent, Node, NodeKind};
 
 /// Counters a progress display polls.
 #[derive(Default, Debug)]
@@ -158,14 +158,85 @@ fn is_root() -> bool {
 
 fn restore_dir(ctx: &Ctx<'_>, tree: &TreeId, path: &Path) -> Result<()> {
     let nodes = ctx.repo.read_tree(tree)?;
-    nodes.par_iter().for_each(|node| {
+    work_items(&nodes).par_iter().for_each(|item| {
         if ctx.cancel.load(Relaxed) {
             return;
         }
-        let child = path.join(std::ffi::OsStr::from_bytes(&node.name));
-        restore_entry(ctx, node, &child);
+        match item {
+            Work::One(node) => restore_entry(ctx, node, &path.join(std::ffi::OsStr::from_bytes(&node.name))),
+            Work::SmallFiles(batch) => restore_small_files(ctx, batch, path),
+        }
     });
     Ok(())
+}
+
+/// One unit of a folder's restore: an entry on its own, or small files fetched together.
+enum Work<'a> {
+    One(&'a Node),
+    SmallFiles(Vec<(&'a Node, ContentId)>),
+}
+
+/// The single chunk of a one-chunk file.
+fn single_chunk(node: &Node) -> Option<ContentId> {
+    match &node.kind {
+        NodeKind::File { content: FileContent::Inline(ids) } if ids.len() == 1 => Some(ids[0]),
+        _ => None,
+    }
+}
+
+/// Groups a folder's one-chunk files into batches of at most [`READ_BATCH_BYTES`] / [`READ_BATCH_BLOBS`],
+/// so they are fetched with one read each (one round trip through a server, one ranged read of a pack).
+fn work_items(nodes: &[Node]) -> Vec<Work<'_>> {
+    let mut items = Vec::new();
+    let mut batch: Vec<(&Node, ContentId)> = Vec::new();
+    let mut batch_bytes = 0u64;
+    for node in nodes {
+        let Some(id) = single_chunk(node) else {
+            items.push(Work::One(node));
+            continue;
+        };
+        if !batch.is_empty() && (batch.len() >= READ_BATCH_BLOBS || batch_bytes + node.size > READ_BATCH_BYTES) {
+            items.push(Work::SmallFiles(std::mem::take(&mut batch)));
+            batch_bytes = 0;
+        }
+        batch_bytes += node.size;
+        batch.push((node, id));
+    }
+    if !batch.is_empty() {
+        items.push(Work::SmallFiles(batch));
+    }
+    items
+}
+
+/// Restores one-chunk files fetched in one batch. When the batch read fails, each file is restored on its
+/// own, so an error is reported against the file it concerns.
+fn restore_small_files(ctx: &Ctx<'_>, batch: &[(&Node, ContentId)], dir: &Path) {
+    let ids: Vec<ContentId> = batch.iter().map(|(_, id)| *id).collect();
+    let Ok(contents) = ctx.repo.read_blobs(&ids) else {
+        for (node, _) in batch {
+            restore_entry(ctx, node, &dir.join(std::ffi::OsStr::from_bytes(&node.name)));
+        }
+        return;
+    };
+    for ((node, _), data) in batch.iter().zip(contents) {
+        let path = dir.join(std::ffi::OsStr::from_bytes(&node.name));
+        let result = (|| {
+            let file = create_file(ctx, &path)?;
+            if data.len() as u64 != node.size {
+                return Err(Error::corrupt(
+                    format!("file {}", path.display()),
+                    format!("its chunk holds {} bytes, entry says {}", data.len(), node.size),
+                ));
+            }
+            file.write_all_at(&data, 0).map_err(|e| Error::local(&path, e))?;
+            ctx.progress.bytes.fetch_add(data.len() as u64, Relaxed);
+            ctx.progress.files.fetch_add(1, Relaxed);
+            apply_metadata(ctx, node, &path)
+        })();
+        if let Err(e) = result {
+            ctx.error(&path, e);
+        }
+    }
 }
 
 fn restore_entry(ctx: &Ctx<'_>, node: &Node, path: &Path) {
@@ -202,13 +273,24 @@ fn restore_entry(ctx: &Ctx<'_>, node: &Node, path: &Path) {
 fn restore_file(ctx: &Ctx<'_>, node: &Node, path: &Path) -> Result<()> {
     let NodeKind::File { content } = &node.kind else { unreachable!("called for files") };
     let chunks = ctx.repo.file_chunks(content)?;
-    let sizes = ctx.repo.blob_sizes(&chunks)?;
-    let mut offsets = Vec::with_capacity(chunks.len());
+    // A one-chunk file needs no size lookup: its chunk is the whole file (checked when written).
+    let sizes = match chunks.len() {
+        1 => vec![Some(node.size.min(u32::MAX as u64) as u32)],
+        _ => ctx.repo.blob_sizes(&chunks)?,
+    };
+    // Consecutive chunks in groups of a few MiB, each fetched with one read and written at its offsets.
+    let mut groups: Vec<(Vec<ContentId>, u64, u64)> = Vec::new();
     let mut end = 0u64;
     for (id, size) in chunks.iter().zip(sizes) {
-        let size = size.ok_or_else(|| Error::NotFound(format!("chunk {id} of {}", path.display())))?;
-        offsets.push(end);
-        end += size as u64;
+        let size = size.ok_or_else(|| Error::NotFound(format!("chunk {id} of {}", path.display())))? as u64;
+        match groups.last_mut() {
+            Some((ids, _, bytes)) if ids.len() < READ_BATCH_BLOBS && *bytes + size <= READ_BATCH_BYTES => {
+                ids.push(*id);
+                *bytes += size;
+            }
+            _ => groups.push((vec![*id], end, size)),
+        }
+        end += size;
     }
     if end != node.size {
         return Err(Error::corrupt(
@@ -216,6 +298,39 @@ fn restore_file(ctx: &Ctx<'_>, node: &Node, path: &Path) -> Result<()> {
             format!("chunks hold {end} bytes, entry says {}", node.size),
         ));
     }
+    let file = create_file(ctx, path)?;
+    file.set_len(node.size).map_err(|e| Error::local(path, e))?;
+    let write = |(ids, offset, bytes): &(Vec<ContentId>, u64, u64)| -> Result<()> {
+        if ctx.cancel.load(Relaxed) {
+            return Err(Error::Cancelled);
+        }
+        let contents = ctx.repo.read_blobs(ids)?;
+        let got: u64 = contents.iter().map(|d| d.len() as u64).sum();
+        if got != *bytes {
+            return Err(Error::corrupt(
+                format!("file {}", path.display()),
+                format!("chunks at offset {offset} hold {got} bytes, the index says {bytes}"),
+            ));
+        }
+        let mut at = *offset;
+        for data in contents {
+            file.write_all_at(&data, at).map_err(|e| Error::local(path, e))?;
+            at += data.len() as u64;
+            ctx.progress.bytes.fetch_add(data.len() as u64, Relaxed);
+        }
+        Ok(())
+    };
+    if groups.len() > 1 {
+        groups.par_iter().try_for_each(write)?;
+    } else {
+        groups.iter().try_for_each(write)?;
+    }
+    ctx.progress.files.fetch_add(1, Relaxed);
+    Ok(())
+}
+
+/// Creates a file to restore into (replacing an existing one only with `--overwrite`).
+fn create_file(ctx: &Ctx<'_>, path: &Path) -> Result<File> {
     let mut open = OpenOptions::new();
     open.write(true);
     if ctx.options.overwrite {
@@ -223,24 +338,7 @@ fn restore_file(ctx: &Ctx<'_>, node: &Node, path: &Path) -> Result<()> {
     } else {
         open.create_new(true);
     }
-    let file: File = open.open(path).map_err(|e| Error::local(path, e))?;
-    file.set_len(node.size).map_err(|e| Error::local(path, e))?;
-    let write = |(id, offset): (&crate::ids::ContentId, &u64)| -> Result<()> {
-        if ctx.cancel.load(Relaxed) {
-            return Err(Error::Cancelled);
-        }
-        let data = ctx.repo.read_blob(id)?;
-        file.write_all_at(&data, *offset).map_err(|e| Error::local(path, e))?;
-        ctx.progress.bytes.fetch_add(data.len() as u64, Relaxed);
-        Ok(())
-    };
-    if chunks.len() > 1 {
-        chunks.par_iter().zip(offsets.par_iter()).try_for_each(write)?;
-    } else {
-        chunks.iter().zip(offsets.iter()).try_for_each(write)?;
-    }
-    ctx.progress.files.fetch_add(1, Relaxed);
-    Ok(())
+    open.open(path).map_err(|e| Error::local(path, e))
 }
 
 fn apply_metadata(ctx: &Ctx<'_>, node: &Node, path: &Path) -> Result<()> {

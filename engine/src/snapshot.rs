@@ -76,6 +76,10 @@ pub struct Snapshot {
     /// The first [`MAX_RECORDED_ERRORS`] errors, as `path: message`.
     #[serde(default)]
     pub error_messages: Vec<String>,
+    /// Set for a snapshot made by an isolated server user (`USER@HOST`): its content ids are keyed with that
+    /// user's own hashing key, not the repository's shared one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 /// The storage name of a snapshot.
@@ -134,6 +138,7 @@ mod tests {
             stats: SnapshotStats { files: 3, ..Default::default() },
             incomplete: false,
             error_messages: vec![],
+            tenant: Some("frank@two".into()),
         };
         let name = snapshot_name(&snap.id);
         let sealed = snap.seal(&keys);

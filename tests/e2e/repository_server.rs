@@ -224,3 +224,49 @@ fn killed_client_leaves_the_repository_consistent() {
     let list = owner.json(&["snapshot", "list", "--all", "--json"]);
     assert_eq!(list.as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn server_isolated_user_has_no_cross_user_dedup() {
+    let owner = Env::new();
+    owner.create_repo();
+    owner.ok(&["server", "user", "add", "erin@one", "--user-password", "erin-pw"]);
+    owner.ok(&["server", "user", "add", "frank@two", "--user-password", "frank-pw", "--isolated"]);
+    let listed = owner.json(&["server", "user", "list", "--json"]);
+    let frank = listed.as_array().unwrap().iter().find(|u| u["name"] == "frank@two").unwrap().clone();
+    assert_eq!(frank["isolated"], true, "{listed}");
+    let server = start_server(&owner);
+    let erin = client(&server, "erin", "one", "erin-pw");
+    let frank = client(&server, "frank", "two", "frank-pw");
+    let data = noise(31, 6 << 20);
+    write(&erin.path("src/shared.bin"), &data);
+    write(&frank.path("src/shared.bin"), &data);
+    write(&frank.path("src/small.txt"), b"frank's own words");
+
+    let e = run_as(&erin, "erin-pw", &["snapshot", "create", erin.path("src").to_str().unwrap(), "--json"]);
+    assert!(e.status.success(), "{}", stderr(&e));
+    // Frank stores the very same bytes: nothing deduplicates against Erin's, so a Claim cannot tell him
+    // that somebody else holds them.
+    let f = run_as(&frank, "frank-pw", &["snapshot", "create", frank.path("src").to_str().unwrap(), "--json"]);
+    assert!(f.status.success(), "{}", stderr(&f));
+    let f: serde_json::Value = serde_json::from_slice(&f.stdout).unwrap();
+    assert_eq!(num(&f, "/stats/bytesNew"), data.len() as u64 + 17, "{f}");
+    // A second backup of his dedups against his own content.
+    let again = run_as(&frank, "frank-pw", &["snapshot", "create", frank.path("src").to_str().unwrap(), "--json"]);
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(num(&again, "/stats/bytesNew"), 0, "{again}");
+
+    // He restores his data through the server, and the owner restores it directly with the password.
+    let out = run_as(&frank, "frank-pw", &["restore", "latest", frank.path("out").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_tree(&frank.path("src"), &frank.path("out"));
+    let record = owner.json(&["snapshot", "list", "--all", "--json"]);
+    let franks: Vec<_> = record.as_array().unwrap().iter().filter(|s| s["source"]["userName"] == "frank").collect();
+    assert_eq!(franks.len(), 2);
+    assert_eq!(franks[0]["tenant"], "frank@two", "the record names the key of its content: {record}");
+    let direct = owner.path("frank-direct");
+    owner.ok(&["restore", franks[0]["id"].as_str().unwrap(), direct.to_str().unwrap()]);
+    assert_same_tree(&frank.path("src"), &direct);
+    // Verification re-hashes his content under his key, and the repository is whole.
+    owner.ok(&["snapshot", "verify", "--verify-files-percent", "100"]);
+    owner.ok(&["repository", "check", "--read-all-data"]);
+}

@@ -18,7 +18,7 @@ use cairn_engine::{content, Error, Result};
 use tokio::runtime::{Handle, Runtime};
 
 use crate::protocol::frame::{decode_body, frame_length};
-use crate::protocol::{encode_frame, ErrorCode, Request, Response, MAX_BATCH};
+use crate::protocol::{encode_frame, BlobPayload, ErrorCode, Request, Response, MAX_BATCH, MAX_READ_BLOBS};
 use crate::server::client_transport;
 use crate::tls::{parse_fingerprint, PinnedVerifier};
 
@@ -135,6 +135,14 @@ impl RemoteRepository {
         self.runtime.block_on(call(&self.conn, request))
     }
 
+    /// A blob's plaintext from its payload as sent. Trust nothing: it must hash to the id asked for.
+    fn plaintext(&self, id: &ContentId, blob: &BlobPayload) -> Result<Vec<u8>> {
+        let compression = compress::Compression::from_byte(blob.compression)?;
+        let plain = compress::decompress(compression, &blob.payload, blob.raw_len as usize, &format!("blob {id}"))?;
+        content::verify_id(&self.hashing, id, &plain)?;
+        Ok(plain)
+    }
+
     /// Repository facts as JSON.
     pub fn status(&self) -> Result<serde_json::Value> {
         match self.request(&Request::Status)? {
@@ -197,14 +205,29 @@ impl Access for RemoteRepository {
     fn read_blob(&self, id: &ContentId) -> Result<Vec<u8>> {
         match self.request(&Request::ReadBlob { id: *id })? {
             Response::Blob { compression, raw_len, payload } => {
-                let compression = compress::Compression::from_byte(compression)?;
-                let plain = compress::decompress(compression, &payload, raw_len as usize, &format!("blob {id}"))?;
-                // Trust nothing: the plaintext must hash to the id we asked for.
-                content::verify_id(&self.hashing, id, &plain)?;
-                Ok(plain)
+                self.plaintext(id, &BlobPayload { compression, raw_len, payload })
             }
             other => Err(unexpected(other)),
         }
+    }
+
+    /// One round trip per [`MAX_READ_BLOBS`] ids (or per 8 MiB of reply, whichever is less).
+    fn read_blobs(&self, ids: &[ContentId]) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::with_capacity(ids.len());
+        let mut rest = ids;
+        while !rest.is_empty() {
+            let part = &rest[..rest.len().min(MAX_READ_BLOBS)];
+            match self.request(&Request::ReadBlobs { ids: part.to_vec() })? {
+                Response::Blobs { blobs } if !blobs.is_empty() && blobs.len() <= part.len() => {
+                    for (id, blob) in part.iter().zip(&blobs) {
+                        out.push(self.plaintext(id, blob)?);
+                    }
+                    rest = &rest[blobs.len()..];
+                }
+                other => return Err(unexpected(other)),
+            }
+        }
+        Ok(out)
     }
 
     fn blob_sizes(&self, ids: &[ContentId]) -> Result<Vec<Option<u32>>> {

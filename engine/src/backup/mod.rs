@@ -217,6 +217,7 @@ pub fn run_backup(repo: &dyn Access, options: BackupOptions, progress: Arc<Progr
         incomplete: stats.errors > 0,
         stats,
         error_messages: errors,
+        tenant: None,
     };
     // The session makes packs and index durable first, then stores the snapshot.
     session.commit(&snapshot)?;

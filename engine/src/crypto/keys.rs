@@ -8,6 +8,7 @@ const CONTEXT_HASHING: &str = "cairn v1 2026-11-26 content id hashing key";
 const CONTEXT_DATA: &str = "cairn v1 2026-11-26 data chunk encryption key";
 const CONTEXT_METADATA: &str = "cairn v1 2026-11-26 metadata encryption key";
 const CONTEXT_GEAR: &str = "cairn v1 2026-11-26 chunker gear seed";
+const CONTEXT_TENANTS: &str = "cairn v1 2026-11-26 isolated user hashing keys";
 
 /// The repository's master key; never leaves the repository owner (or the repository server).
 #[derive(Clone)]
@@ -25,6 +26,7 @@ impl MasterKey {
             hashing: HashingKey(blake3::derive_key(CONTEXT_HASHING, &self.0)),
             data: blake3::derive_key(CONTEXT_DATA, &self.0),
             metadata: blake3::derive_key(CONTEXT_METADATA, &self.0),
+            tenants: blake3::derive_key(CONTEXT_TENANTS, &self.0),
         }
     }
 }
@@ -75,6 +77,8 @@ pub struct KeySet {
     pub hashing: HashingKey,
     data: [u8; 32],
     metadata: [u8; 32],
+    /// Root of the isolated users' hashing keys (never handed out).
+    tenants: [u8; 32],
 }
 
 /// Which key family encrypts a stored blob.
@@ -96,6 +100,13 @@ impl KeySet {
             BlobClass::Metadata => &self.metadata,
         };
         *blake3::keyed_hash(base, id.as_bytes()).as_bytes()
+    }
+
+    /// The hashing key of an isolated user (`cairn server user add --isolated`): keyed BLAKE3 of the user
+    /// name under a key derived from the master key, so neither the shared hashing key nor another user's
+    /// key reveals it, and the repository owner can always recompute it from the name.
+    pub fn tenant_hashing(&self, tenant: &str) -> HashingKey {
+        HashingKey(*blake3::keyed_hash(&self.tenants, tenant.as_bytes()).as_bytes())
     }
 
     /// The key that seals repository records (index blobs, pack tables, snapshots), each with associated

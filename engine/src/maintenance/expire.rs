@@ -110,6 +110,7 @@ mod tests {
             stats: SnapshotStats::default(),
             incomplete: false,
             error_messages: vec![],
+            tenant: None,
         }
     }
 

@@ -215,7 +215,8 @@ pub fn collect_garbage_at(repo: &Repository, safety: Safety, now: u64) -> Result
                 .get(e.offset as usize..e.offset as usize + e.stored_len as usize)
                 .ok_or_else(|| Error::corrupt(p.name.clone(), format!("blob {} lies outside the pack", e.id)))?;
             // Never copy damage forward: open every blob kept.
-            content::open(repo.keys(), p.class, &e.id, e.compression, e.raw_len, stored)?;
+            let plain = content::open_unverified(repo.keys(), p.class, &e.id, e.compression, e.raw_len, stored)?;
+            repo.verify_content(&e.id, &plain)?;
             let blob = SealedContent {
                 id: e.id,
                 class: p.class,

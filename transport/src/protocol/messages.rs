@@ -5,6 +5,11 @@ use serde::{Deserialize, Serialize};
 
 /// Most ids in one `Claim` or `BlobSizes` request.
 pub const MAX_BATCH: usize = 4096;
+/// Most ids in one `ReadBlobs` request.
+pub const MAX_READ_BLOBS: usize = 256;
+/// Payload bytes a `Blobs` reply carries at most (it always carries at least one blob): the server answers
+/// a prefix of the ids asked for and the client asks again for the rest.
+pub const MAX_READ_REPLY_BYTES: usize = 8 << 20;
 
 /// What a client asks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,12 +30,14 @@ pub enum Request {
         id: ContentId,
         compression: u8,
         raw_len: u32,
+        #[serde(with = "serde_bytes")]
         payload: Vec<u8>,
     },
     /// Snapshots this user may see (JSON array of snapshot records).
     ListSnapshots,
     /// Make everything sent so far durable and indexed, then record this snapshot (JSON of the record).
     PutSnapshot {
+        #[serde(with = "serde_bytes")]
         json: Vec<u8>,
     },
     DeleteSnapshot {
@@ -46,6 +53,20 @@ pub enum Request {
     },
     /// Repository facts for `repository status`.
     Status,
+    /// Several blobs' payloads at once (at most [`MAX_READ_BLOBS`]); answered with `Blobs` for a prefix
+    /// of the ids.
+    ReadBlobs {
+        ids: Vec<ContentId>,
+    },
+}
+
+/// One blob in a `Blobs` reply, as stored (zstd frame or raw plaintext).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobPayload {
+    pub compression: u8,
+    pub raw_len: u32,
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
 }
 
 /// Stable error classes a client branches on.
@@ -85,21 +106,28 @@ pub enum Response {
     },
     Done,
     Snapshots {
+        #[serde(with = "serde_bytes")]
         json: Vec<u8>,
     },
     Blob {
         compression: u8,
         raw_len: u32,
+        #[serde(with = "serde_bytes")]
         payload: Vec<u8>,
     },
     Sizes {
         sizes: Vec<Option<u32>>,
     },
     Status {
+        #[serde(with = "serde_bytes")]
         json: Vec<u8>,
     },
     Error {
         code: ErrorCode,
         message: String,
+    },
+    /// Payloads of the first `blobs.len()` ids of a `ReadBlobs`, in order.
+    Blobs {
+        blobs: Vec<BlobPayload>,
     },
 }

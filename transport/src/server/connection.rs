@@ -8,15 +8,17 @@ use cairn_engine::access::{Access, BlobSession, PreparedBlob};
 use cairn_engine::backup::Progress;
 use cairn_engine::compress::{self, Compression};
 use cairn_engine::content;
-use cairn_engine::crypto::keys::BlobClass;
+use cairn_engine::crypto::keys::{BlobClass, HashingKey};
 use cairn_engine::ids::ContentId;
 use cairn_engine::snapshot::Snapshot;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{ServerContext, CONNECTION_BUDGET};
 use crate::acl::{owns_source, Readable};
 use crate::protocol::frame::{decode_body, frame_length};
-use crate::protocol::{encode_frame, ErrorCode, Request, Response, MAX_BATCH};
+use crate::protocol::{
+    encode_frame, BlobPayload, ErrorCode, Request, Response, MAX_BATCH, MAX_READ_BLOBS, MAX_READ_REPLY_BYTES,
+};
 use crate::users;
 
 /// Who is logged in on this connection.
@@ -24,6 +26,9 @@ use crate::users;
 struct Login {
     user: String,
     admin: bool,
+    /// The key this user's content ids are checked against: the shared one, or its own when isolated.
+    hashing: HashingKey,
+    isolated: bool,
 }
 
 /// Per-connection state.
@@ -36,7 +41,8 @@ struct Conn {
     session: Mutex<Option<Arc<Box<dyn BlobSession>>>>,
     /// Ids this client was told to send.
     claimed: Mutex<HashSet<ContentId>>,
-    budget: Semaphore,
+    /// Bytes of request bodies and read replies this connection may hold at once.
+    budget: Arc<Semaphore>,
 }
 
 type Reply = Result<Response, (ErrorCode, String)>;
@@ -65,7 +71,7 @@ pub async fn handle(ctx: Arc<ServerContext>, conn: quinn::Connection) {
         readable: Mutex::new(Readable::default()),
         session: Mutex::new(None),
         claimed: Mutex::new(HashSet::new()),
-        budget: Semaphore::new(CONNECTION_BUDGET),
+        budget: Arc::new(Semaphore::new(CONNECTION_BUDGET)),
     });
     let mut streams = tokio::task::JoinSet::new();
     loop {
@@ -94,31 +100,79 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Conn {
     async fn stream(self: Arc<Self>, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
-        let reply = self.read_and_dispatch(&mut recv).await;
+        let mut reserved = None;
+        let reply = self.read_and_dispatch(&mut recv, &mut reserved).await;
         let response = reply.unwrap_or_else(|(code, message)| Response::Error { code, message });
         let _ = send.write_all(&encode_frame(&response)).await;
         let _ = send.finish();
         let _ = send.stopped().await;
+        // A read reply's bytes count against the budget until the client has them.
+        drop(reserved);
     }
 
-    async fn read_and_dispatch(self: &Arc<Self>, recv: &mut quinn::RecvStream) -> Reply {
+    /// Cuts `ids` to the prefix whose payloads fit in one reply and reserves their bytes in the
+    /// connection's budget.
+    async fn reserve_reply(&self, ids: &mut Vec<ContentId>) -> Result<OwnedSemaphorePermit, (ErrorCode, String)> {
+        let bytes = {
+            let index = self.ctx.repo.index();
+            let (mut total, mut keep) = (0usize, 0usize);
+            for id in ids.iter() {
+                let len = index.get(id).map(|l| l.stored_len as usize).unwrap_or(0);
+                if keep > 0 && total + len > MAX_READ_REPLY_BYTES {
+                    break;
+                }
+                total += len;
+                keep += 1;
+            }
+            ids.truncate(keep);
+            total
+        };
+        self.budget
+            .clone()
+            .acquire_many_owned(bytes.clamp(1, CONNECTION_BUDGET) as u32)
+            .await
+            .map_err(|_| err(ErrorCode::Internal, "shutting down"))
+    }
+
+    async fn read_and_dispatch(
+        self: &Arc<Self>,
+        recv: &mut quinn::RecvStream,
+        reserved: &mut Option<OwnedSemaphorePermit>,
+    ) -> Reply {
         let mut prefix = [0u8; 4];
         recv.read_exact(&mut prefix).await.map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
         let len = frame_length(prefix).map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
         // Bounded memory: wait for room in the connection's budget before reading the body.
-        let _permit = self
+        let body_permit = self
             .budget
-            .acquire_many(len.min(CONNECTION_BUDGET) as u32)
+            .clone()
+            .acquire_many_owned(len.min(CONNECTION_BUDGET) as u32)
             .await
             .map_err(|_| err(ErrorCode::Internal, "shutting down"))?;
         let mut body = vec![0u8; len];
         recv.read_exact(&mut body).await.map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
-        let request: Request = decode_body(&body).map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
+        let mut request: Request = decode_body(&body).map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
         drop(body);
         if let Request::Hello { protocol, user, password } = request {
             return self.hello(protocol, user, password).await;
         }
         let login = lock(&self.login).clone().ok_or_else(|| err(ErrorCode::NotAuthenticated, "log in first"))?;
+        // Reads hold budget for their reply instead of their (small) request body.
+        if let Request::ReadBlobs { ids } = &mut request {
+            drop(body_permit);
+            *reserved = Some(self.reserve_reply(ids).await?);
+        } else if let Request::ReadBlob { id } = &request {
+            drop(body_permit);
+            *reserved = Some(self.reserve_reply(&mut vec![*id]).await?);
+        } else {
+            let this = self.clone();
+            return tokio::task::spawn_blocking(move || {
+                let _body = body_permit;
+                this.dispatch(&login, request)
+            })
+            .await
+            .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+        }
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.dispatch(&login, request))
             .await
@@ -156,13 +210,19 @@ impl Conn {
         };
         self.ctx.limiter.succeeded(self.peer);
         tracing::info!("{} logged in from {}", account.name, self.peer);
-        *lock(&self.login) = Some(Login { user: account.name.clone(), admin: account.admin });
         let repo = &self.ctx.repo;
+        let hashing = match account.isolated {
+            true => repo.keys().tenant_hashing(&account.name),
+            false => repo.hashing_key().clone(),
+        };
+        let hashing_key = *hashing.as_bytes();
+        *lock(&self.login) =
+            Some(Login { user: account.name.clone(), admin: account.admin, hashing, isolated: account.isolated });
         let p = repo.chunker_params();
         Ok(Response::Welcome {
             user: account.name,
             admin: account.admin,
-            hashing_key: *repo.hashing_key().as_bytes(),
+            hashing_key,
             chunker: (p.min, p.avg, p.max),
             compression_level: repo.compression_level(),
             repository_id: repo.format().repository_id.to_hex(),
@@ -218,7 +278,7 @@ impl Conn {
                 // Verify before storing: a client must not be able to poison the repository.
                 let plain = compress::decompress(compression, &payload, raw_len as usize, &format!("blob {id}"))
                     .map_err(engine_err)?;
-                content::verify_id(repo.hashing_key(), &id, &plain).map_err(engine_err)?;
+                content::verify_id(&login.hashing, &id, &plain).map_err(engine_err)?;
                 if class == BlobClass::Metadata
                     && cairn_engine::tree::TreeRecord::decode(&plain).is_err()
                     && cairn_engine::tree::ChunkList::decode(&plain).is_err()
@@ -253,8 +313,10 @@ impl Conn {
                 })
             }
             Request::PutSnapshot { json } => {
-                let snap: Snapshot =
+                let mut snap: Snapshot =
                     serde_json::from_slice(&json).map_err(|e| err(ErrorCode::BadRequest, format!("snapshot: {e}")))?;
+                // The server, not the client, says which key names the snapshot's content.
+                snap.tenant = login.isolated.then(|| login.user.clone());
                 if !owns_source(&login.user, login.admin, &snap.source) {
                     return Err(err(
                         ErrorCode::PermissionDenied,
@@ -294,6 +356,32 @@ impl Conn {
                     lock(&self.readable).learn_from(&plain);
                 }
                 Ok(Response::Blob { compression: compression as u8, raw_len, payload })
+            }
+            Request::ReadBlobs { ids } => {
+                if ids.len() > MAX_READ_BLOBS {
+                    return Err(err(ErrorCode::BadRequest, format!("more than {MAX_READ_BLOBS} ids")));
+                }
+                if !login.admin {
+                    let readable = lock(&self.readable);
+                    if let Some(id) = ids.iter().find(|id| !readable.may_read(id)) {
+                        return Err(err(
+                            ErrorCode::PermissionDenied,
+                            format!("blob {id} is not reachable from your snapshots"),
+                        ));
+                    }
+                }
+                let payloads = repo.read_blob_payloads(&ids).map_err(engine_err)?;
+                let index = repo.index();
+                let mut blobs = Vec::with_capacity(ids.len());
+                for (id, (compression, raw_len, payload)) in ids.iter().zip(payloads) {
+                    if index.get(id).is_some_and(|l| l.class == BlobClass::Metadata) {
+                        let plain = compress::decompress(compression, &payload, raw_len as usize, "metadata")
+                            .map_err(engine_err)?;
+                        lock(&self.readable).learn_from(&plain);
+                    }
+                    blobs.push(BlobPayload { compression: compression as u8, raw_len, payload });
+                }
+                Ok(Response::Blobs { blobs })
             }
             Request::BlobSizes { ids } => {
                 if ids.len() > MAX_BATCH {

@@ -23,14 +23,27 @@ fn user_password(given: Option<String>, name: &str) -> Result<String> {
     Ok(first)
 }
 
+/// ` (admin, isolated)` or nothing.
+fn flags(user: &users::User) -> String {
+    let set: Vec<&str> = [(user.admin, "admin"), (user.isolated, "isolated")]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+    if set.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", set.join(", "))
+    }
+}
+
 pub fn run(ctx: &Context, command: ServerUserCommand) -> Result<()> {
     let repo = ctx.open_direct()?;
     match command {
-        ServerUserCommand::Add { name, user_password: pw, admin } => {
+        ServerUserCommand::Add { name, user_password: pw, admin, isolated } => {
             users::validate_name(&name)?;
             let pw = user_password(pw, &name)?;
-            users::add(&repo, &name, &pw, admin, false)?;
-            eprintln!("Added user {name}{}.", if admin { " (admin)" } else { "" });
+            let user = users::add(&repo, &name, &pw, admin, isolated)?;
+            eprintln!("Added user {name}{}.", flags(&user));
         }
         ServerUserCommand::Set { name, user_password: pw, admin } => {
             if pw.is_none() && admin.is_none() {
@@ -44,12 +57,14 @@ pub fn run(ctx: &Context, command: ServerUserCommand) -> Result<()> {
             if json {
                 let rows: Vec<_> = all
                     .iter()
-                    .map(|u| serde_json::json!({"name": u.name, "admin": u.admin, "created": u.created}))
+                    .map(|u| {
+                        serde_json::json!({"name": u.name, "admin": u.admin, "isolated": u.isolated, "created": u.created})
+                    })
                     .collect();
                 return output::json(&rows);
             }
             for u in all {
-                println!("{}{}", u.name, if u.admin { " (admin)" } else { "" });
+                println!("{}{}", u.name, flags(&u));
             }
         }
         ServerUserCommand::Delete { name } => {
