@@ -159,7 +159,8 @@ pub enum ServerCommand {
 
 #[derive(Args, Debug, Clone)]
 pub struct ServerStartArgs {
-    /// Where to listen: HOST:PORT (port 0 picks a free one)
+    /// Where to listen: HOST:PORT (port 0 picks a free one), or unix:/path/to/socket (UI server only: a
+    /// socket only this user can reach, and no network port)
     #[arg(long, default_value = "127.0.0.1:51515")]
     pub address: String,
     /// Also serve the HTTPS API and web UI (on the same port number, over TCP)
