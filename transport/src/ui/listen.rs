@@ -72,8 +72,8 @@ fn current_uid() -> Result<u32, UiError> {
 }
 
 /// Creates `dir` (mode 0700) when missing, then insists it is a directory of this user that no one else
-/// can enter or list.
-fn private_dir(dir: &Path) -> Result<(), UiError> {
+/// can enter or list. Launchers keep their sockets and credentials in such a directory.
+pub fn private_dir(dir: &Path) -> Result<(), UiError> {
     if !dir.exists() {
         fs::DirBuilder::new().recursive(true).mode(SOCKET_DIR_MODE).create(dir).map_err(UiError::Bind)?;
     }
