@@ -12,6 +12,7 @@ mod credentials;
 mod disk_full;
 mod incremental;
 mod integrity;
+mod launcher;
 mod repository_server;
 mod s3;
 mod ui_browser;

@@ -248,7 +248,7 @@ mod tests {
             p
         };
         assert!(lines(&identity.fingerprint()).finish(true).is_ok());
-        let err = lines(&"0".repeat(64)).finish(true).err().expect("mismatch");
+        let err = lines(&"0".repeat(64)).finish(true).expect_err("mismatch");
         assert!(err.to_string().contains("but the server announced"), "{err}");
         let mut bare = Parser::default();
         bare.feed(&format!("SERVER PASSWORD: {}", "b".repeat(64))).unwrap();

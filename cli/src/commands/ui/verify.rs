@@ -91,7 +91,7 @@ mod tests {
         let (addr, identity) = impostor();
         check(addr, Some(&identity.fingerprint()), "cairn", "pw").unwrap();
         let other = ServerIdentity::generate(&["127.0.0.1".into()]).unwrap();
-        let err = check(addr, Some(&other.fingerprint()), "cairn", "pw").err().expect("refused");
+        let err = check(addr, Some(&other.fingerprint()), "cairn", "pw").expect_err("refused");
         assert!(err.to_string().contains("something else answers there"), "{err:#}");
         assert!(err.to_string().contains(&identity.fingerprint()), "names what was presented: {err:#}");
     }
