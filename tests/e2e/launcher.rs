@@ -210,6 +210,18 @@ fn launcher_passes_flags_to_its_server_shows_credentials_and_logs_without_the_pa
     assert!(log.contains("DEBUG") && log.contains("accepted a connection"), "--log-level debug reached it: {log}");
     assert!(log.contains(fingerprint.as_str()));
     assert!(!log.contains(password.as_str()), "the password is not logged");
+    assert!(addr_of(url).ip().is_loopback(), "{url}");
+    // The TLS key stays in the server's memory: no file the launcher or server wrote holds it.
+    assert_eq!(files_containing(env.dir.path(), "PRIVATE KEY"), Vec::<PathBuf>::new());
+    // Other local users see the server's command line (which holds no secret), not its environment (which
+    // holds the repository password).
+    let environ = PathBuf::from(format!("/proc/{}/environ", launcher.server_pid));
+    assert!(fs::read_to_string(&environ).unwrap().contains(PASSWORD), "the server got it in its environment");
+    if let Some(cmdline_readable) = other_user_reads(Path::new(&format!("/proc/{}/cmdline", launcher.server_pid))) {
+        assert!(cmdline_readable, "the check can read what is readable");
+        assert_eq!(other_user_reads(&environ), Some(false), "uid 65534 read the server's environment");
+        assert_eq!(other_user_reads(&session), Some(false), "uid 65534 read the credentials file");
+    }
 
     // Ctrl-C: the server stops cleanly, the credentials are gone.
     let (status, out, err) = launcher.signal("-INT");
@@ -286,7 +298,8 @@ fn listening_inodes() -> Vec<String> {
 /// The socket inodes a process holds open.
 fn socket_inodes(pid: u32) -> Vec<String> {
     fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("fds")
+        .into_iter()
+        .flatten()
         .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
         .filter_map(|target| {
             let t = target.to_string_lossy().into_owned();
@@ -296,7 +309,7 @@ fn socket_inodes(pid: u32) -> Vec<String> {
 }
 
 /// Whether `pid` holds a listening TCP socket, from `/proc`.
-fn listens_on_tcp(pid: u32) -> bool {
+pub fn listens_on_tcp(pid: u32) -> bool {
     let listening = listening_inodes();
     socket_inodes(pid).iter().any(|inode| listening.contains(inode))
 }
@@ -322,6 +335,34 @@ fn other_user_connects(socket: &Path) -> Option<Output> {
         .output()
         .expect("setpriv and /usr/bin/python3");
     Some(out)
+}
+
+/// Whether uid 65534 can read `path` (`None` when we are not root and cannot switch users).
+fn other_user_reads(path: &Path) -> Option<bool> {
+    let root = fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false);
+    if !root {
+        return None;
+    }
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", "cat"])
+        .arg(path)
+        .output()
+        .expect("setpriv");
+    Some(out.status.success())
+}
+
+/// Files under `dir` (recursively) whose text contains `needle`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).into_iter().flatten().map_while(Result::ok) {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_containing(&path, needle));
+        } else if fs::read(&path).is_ok_and(|b| String::from_utf8_lossy(&b).contains(needle)) {
+            found.push(path);
+        }
+    }
+    found
 }
 
 fn assert_refused(out: &Output, what: &str) {
@@ -352,6 +393,11 @@ fn launcher_unix_socket_serves_the_api_and_the_server_opens_no_tcp_port() {
         client.request("GET", "/api/v1/repo/status", &[("Authorization", &basic("cairn", &creds["PASSWORD"]))], None);
     assert_eq!(status.status, 200, "{}", String::from_utf8_lossy(&status.body));
     assert_eq!(status.json()["snapshots"], 0);
+    assert_eq!(
+        client.request("GET", "/api/v1/repo/status", &[], None).status,
+        401,
+        "the proxy's port needs the password"
+    );
 
     // The server listens on no TCP port; the launcher's proxy does (which shows the checks see ports).
     assert!(!listens_on_tcp(server), "the server holds a listening TCP socket");

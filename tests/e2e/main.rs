@@ -15,5 +15,6 @@ mod integrity;
 mod launcher;
 mod repository_server;
 mod s3;
+mod security;
 mod ui_browser;
 mod ui_server;

@@ -1,0 +1,72 @@
+//! Claims of `docs/SECURITY.md` that no other test covers: the fingerprint the server prints is the one
+//! `openssl` computes from what the server presents, and a standalone backup listens on no port.
+
+use std::fs;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::launcher::listens_on_tcp;
+use crate::support::Env;
+use crate::tree_gen::{noise, write};
+use crate::ui_server::UiProcess;
+
+/// Lower-case hex without colons, as `SERVER CERT SHA256:` prints it.
+fn plain_hex(openssl_line: &str) -> String {
+    let value = openssl_line.trim().rsplit_once('=').map_or(openssl_line, |(_, v)| v);
+    value.chars().filter(|c| *c != ':').collect::<String>().to_ascii_lowercase()
+}
+
+fn openssl_available() -> bool {
+    let found = Command::new("openssl").arg("version").stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+    if !found {
+        assert!(std::env::var_os("CI").is_none(), "openssl is missing; .ci/run installs it");
+        eprintln!("SKIPPED: openssl is missing");
+    }
+    found
+}
+
+#[test]
+fn security_openssl_fingerprint_of_the_served_certificate_matches_the_printed_one() {
+    if !openssl_available() {
+        return;
+    }
+    let env = Env::new();
+    env.create_repo();
+    let server = UiProcess::start(&env, &[]);
+    // What SECURITY.md tells a person to run against a running server.
+    let script = format!(
+        "openssl s_client -connect {} </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256",
+        server.addr
+    );
+    let out = Command::new("sh").args(["-c", &script]).output().expect("sh");
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(line.to_ascii_lowercase().starts_with("sha256 fingerprint="), "{line:?}");
+    assert_eq!(plain_hex(&line), server.fingerprint);
+}
+
+#[test]
+fn security_standalone_backup_listens_on_no_port() {
+    let env = Env::new();
+    env.create_repo();
+    let src = env.path("src");
+    write(&src.join("big.bin"), &noise(7, 192 << 20));
+    let mut child = env
+        .cmd()
+        .args(["snapshot", "create", src.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("backup");
+    let (start, mut samples) = (Instant::now(), 0);
+    while child.try_wait().expect("wait").is_none() {
+        // Only count samples where the process was still there with its fds readable.
+        if fs::read_dir(format!("/proc/{}/fd", child.id())).is_ok() {
+            assert!(!listens_on_tcp(child.id()), "a standalone backup holds a listening TCP socket");
+            samples += 1;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "backup still running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(samples >= 3, "the backup ended before it could be observed ({samples} samples)");
+}
