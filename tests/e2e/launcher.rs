@@ -187,9 +187,26 @@ fn launcher_passes_flags_to_its_server_shows_credentials_and_logs_without_the_pa
     let client = Client::pinned(addr_of(url), fingerprint);
     let status = client.request("GET", "/api/v1/repo/status", &[("Authorization", &basic("me", password))], None);
     assert_eq!(status.status, 200, "{}", String::from_utf8_lossy(&status.body));
+    assert_eq!(status.header("cache-control"), Some("no-store"));
+    assert!(status.header("content-security-policy").is_some_and(|c| c.contains("frame-ancestors 'none'")));
     assert_eq!(client.request("GET", "/api/v1/repo/status", &[("Authorization", &basic("me", "x"))], None).status, 401);
     let cert = PathBuf::from(&creds["CERT FILE"]);
     assert!(fs::read_to_string(&cert).unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
+    // curl checks the server against the certificate file (and refuses it without).
+    if curl_available() {
+        let curl = |extra: &[&str]| {
+            Command::new("curl")
+                .args(["-sS", "--fail", "-u", &format!("me:{password}")])
+                .args(extra)
+                .arg(format!("{url}/api/v1/repo/status"))
+                .output()
+                .expect("curl")
+        };
+        let out = curl(&["--cacert", cert.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("\"snapshots\""));
+        assert!(!curl(&[]).status.success(), "curl trusted a self-signed certificate without --cacert");
+    }
 
     // Not a terminal: the launcher's own output does not show the password, and stays short.
     let printed = launcher.lines.join("\n");
@@ -308,6 +325,16 @@ fn socket_inodes(pid: u32) -> Vec<String> {
         .collect()
 }
 
+/// Inodes of every TCP and UDP socket, in any state, IPv4 and IPv6.
+fn inet_inodes() -> Vec<String> {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6", "/proc/net/udp", "/proc/net/udp6"] {
+        let text = fs::read_to_string(table).unwrap_or_default();
+        inodes.extend(text.lines().skip(1).filter_map(|l| l.split_whitespace().nth(9).map(str::to_string)));
+    }
+    inodes
+}
+
 /// Whether `pid` holds a listening TCP socket, from `/proc`.
 pub fn listens_on_tcp(pid: u32) -> bool {
     let listening = listening_inodes();
@@ -335,6 +362,15 @@ fn other_user_connects(socket: &Path) -> Option<Output> {
         .output()
         .expect("setpriv and /usr/bin/python3");
     Some(out)
+}
+
+fn curl_available() -> bool {
+    let found = Command::new("curl").arg("--version").stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+    if !found {
+        assert!(std::env::var_os("CI").is_none(), "curl is missing; .ci/run installs it");
+        eprintln!("SKIPPED: curl is missing");
+    }
+    found
 }
 
 /// Whether uid 65534 can read `path` (`None` when we are not root and cannot switch users).
@@ -375,6 +411,8 @@ fn assert_refused(out: &Output, what: &str) {
 fn launcher_unix_socket_serves_the_api_and_the_server_opens_no_tcp_port() {
     let env = Env::new();
     env.create_repo();
+    // With a server user, a UI server on TCP would also run the QUIC repository server; on a socket it must not.
+    env.ok(&["server", "user", "add", "someone@box", "--user-password", "pw"]);
     let mut launcher = Launcher::start(&env, &["--unix-socket"]);
     let server = launcher.server_pid;
     let socket = cmdline(server)
@@ -401,6 +439,9 @@ fn launcher_unix_socket_serves_the_api_and_the_server_opens_no_tcp_port() {
 
     // The server listens on no TCP port; the launcher's proxy does (which shows the checks see ports).
     assert!(!listens_on_tcp(server), "the server holds a listening TCP socket");
+    let inet = inet_inodes();
+    let network: Vec<_> = socket_inodes(server).into_iter().filter(|i| inet.contains(i)).collect();
+    assert!(network.is_empty(), "the server holds TCP or UDP sockets: {network:?}");
     assert!(listens_on_tcp(launcher.pid()), "the proxy's port is visible in /proc/net/tcp");
     let ss = ss_listening();
     let port = format!(":{} ", proxy.port());
