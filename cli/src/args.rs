@@ -47,6 +47,28 @@ pub enum Command {
     Index(IndexArgs),
     /// Set and show per-folder snapshot policies (schedule and retention)
     Policy(PolicyArgs),
+    /// Start the UI server for this repository and open it in the browser; stops it on exit
+    Ui(UiArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct UiArgs {
+    /// Do not open a web browser
+    #[arg(long)]
+    pub no_browser: bool,
+    /// Print the address, user and password of the UI server a running `cairn ui` started, and exit
+    #[arg(long)]
+    pub show_credentials: bool,
+    /// Serve on a Unix socket (no TCP port); the browser reaches it through a loopback port of the
+    /// launcher's that exists only while the launcher runs
+    #[arg(long)]
+    pub unix_socket: bool,
+    /// Confirm `-- --insecure` (plain HTTP, for debugging only)
+    #[arg(long)]
+    pub i_understand_insecure: bool,
+    /// Extra flags for `cairn server start`, after `--` (e.g. `-- --log-level debug`)
+    #[arg(last = true, value_name = "SERVER_FLAGS")]
+    pub server_args: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -159,7 +181,8 @@ pub enum ServerCommand {
 
 #[derive(Args, Debug, Clone)]
 pub struct ServerStartArgs {
-    /// Where to listen: HOST:PORT (port 0 picks a free one)
+    /// Where to listen: HOST:PORT (port 0 picks a free one), or unix:/path/to/socket (UI server only: a
+    /// socket only this user can reach, and no network port)
     #[arg(long, default_value = "127.0.0.1:51515")]
     pub address: String,
     /// Also serve the HTTPS API and web UI (on the same port number, over TCP)

@@ -24,7 +24,14 @@ fn main() -> ExitCode {
         cli.global.log_level
     ))
     .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().init();
+    // Colours only on a terminal: a launcher forwards stderr to a log file.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .without_time()
+        .init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -51,6 +58,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restore(a) => commands::restore::run(&ctx, a),
         Command::Server(a) => commands::server::run(&ctx, a.command),
         Command::Policy(a) => commands::policy::run(&ctx, a.command),
+        Command::Ui(a) => commands::ui::run(&ctx, a),
         Command::Benchmark(_) => unreachable!("handled above"),
         Command::Maintenance(a) => match a.command {
             args::MaintenanceCommand::Run(r) => commands::maintenance::run(&ctx, r),

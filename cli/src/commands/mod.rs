@@ -10,6 +10,7 @@ pub mod repository;
 pub mod restore;
 pub mod server;
 pub mod snapshot;
+pub mod ui;
 
 use cairn_engine::Access;
 use std::path::PathBuf;

@@ -3,7 +3,8 @@
 //! credentials; tasks (snapshot, restore, maintenance) run in the background with live progress, and a
 //! scheduler takes snapshots and applies retention as the repository's policies say.
 //!
-//! Layout: [`auth`] (credentials, session cookies, CSRF), [`server`] (TLS and HTTP), [`api`] (routes),
+//! Layout: [`auth`] (credentials, session cookies, CSRF), [`listen`] (TCP or a private Unix socket),
+//! [`server`] (TLS and HTTP), [`api`] (routes),
 //! [`app`] (shared state and actions), [`tasks`] (threads, progress, logs), [`jobs`] (the blocking work),
 //! [`schedule`] (the background loop), [`assets`] (the page), [`http`] (JSON answers and errors).
 
@@ -13,17 +14,18 @@ pub mod assets;
 pub mod auth;
 pub mod http;
 pub mod jobs;
+pub mod listen;
 pub mod schedule;
 pub mod server;
 pub mod tasks;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use cairn_engine::Repository;
 
 pub use app::LocalIdentity;
+pub use listen::ListenAddress;
 pub use server::UiServer;
 
 use crate::tls::{self, ServerIdentity};
@@ -37,6 +39,8 @@ pub enum UiError {
     Tls(#[from] tls::TlsError),
     #[error(transparent)]
     Auth(#[from] auth::AuthError),
+    #[error("unsafe socket location: {0}")]
+    SocketDir(String),
 }
 
 /// How to run the UI server.
@@ -55,9 +59,10 @@ pub struct UiConfig {
     pub log_dir: Option<PathBuf>,
 }
 
-/// Binds `addr` and prepares the server. `tls` is the certificate to serve HTTPS with; `None` serves
-/// plain HTTP, which the caller must only allow when the user asked for it (`--insecure`).
-pub fn bind(addr: SocketAddr, tls: Option<&ServerIdentity>, config: UiConfig) -> Result<UiServer, UiError> {
+/// Binds `addr` (a TCP address or a private Unix socket) and prepares the server. `tls` is the certificate
+/// to serve HTTPS with; `None` serves plain HTTP, which the caller must only allow when the user asked for
+/// it (`--insecure`).
+pub fn bind(addr: &ListenAddress, tls: Option<&ServerIdentity>, config: UiConfig) -> Result<UiServer, UiError> {
     let tls = match tls {
         Some(identity) => {
             let mut cfg = tls::server_config(identity, b"h2")?;
@@ -68,7 +73,7 @@ pub fn bind(addr: SocketAddr, tls: Option<&ServerIdentity>, config: UiConfig) ->
     };
     let auth =
         auth::Auth::new(&config.username, &config.password, config.cookie_signing_key.as_deref(), tls.is_some())?;
-    let listener = std::net::TcpListener::bind(addr).map_err(UiError::Bind)?;
+    let listener = listen::bind(addr)?;
     let schedule = app::ScheduleState { last_maintenance: Some(chrono::Utc::now()), ..Default::default() };
     let app = Arc::new(app::App {
         repo: config.repo,

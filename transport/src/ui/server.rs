@@ -1,7 +1,7 @@
-//! The HTTPS listener: TLS (h2 and http/1.1 over rustls), then for every request authentication first —
-//! before any routing, so an unauthenticated caller learns nothing, not even which paths exist — then the
-//! CSRF check for state-changing API calls, then the API or the embedded page. On shutdown it stops
-//! accepting, cancels running tasks and waits briefly for them to stop.
+//! The HTTPS listener, on TCP or a Unix socket: TLS (h2 and http/1.1 over rustls), then for every request
+//! authentication first — before any routing, so an unauthenticated caller learns nothing, not even which
+//! paths exist — then the CSRF check for state-changing API calls, then the API or the embedded page. On
+//! shutdown it stops accepting, cancels running tasks and waits briefly for them to stop.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -19,6 +19,7 @@ use tokio_rustls::TlsAcceptor;
 use super::app::App;
 use super::auth::{Verdict, CSRF_HEADER};
 use super::http::ApiError;
+use super::listen::{Listener, SocketFile};
 use super::{api, assets, schedule, UiError};
 
 /// Largest request body accepted.
@@ -28,66 +29,79 @@ pub const SHUTDOWN_WAIT: Duration = Duration::from_millis(1500);
 
 /// A bound, not yet running, UI server.
 pub struct UiServer {
-    listener: std::net::TcpListener,
+    listener: Listener,
     tls: Option<Arc<rustls::ServerConfig>>,
     app: Arc<App>,
 }
 
+/// A bound listener, handed to tokio.
+enum AsyncListener {
+    Tcp(tokio::net::TcpListener),
+    Unix {
+        listener: tokio::net::UnixListener,
+        /// Removes the socket file when the listener is dropped.
+        _socket_file: SocketFile,
+    },
+}
+
 impl UiServer {
-    pub(super) fn new(listener: std::net::TcpListener, tls: Option<Arc<rustls::ServerConfig>>, app: Arc<App>) -> Self {
+    pub(super) fn new(listener: Listener, tls: Option<Arc<rustls::ServerConfig>>, app: Arc<App>) -> Self {
         Self { listener, tls, app }
     }
 
-    /// The address actually bound (port 0 resolved).
-    pub fn local_addr(&self) -> Result<SocketAddr, UiError> {
-        self.listener.local_addr().map_err(UiError::Bind)
+    /// The TCP address actually bound (port 0 resolved); `None` on a Unix socket.
+    pub fn tcp_addr(&self) -> Result<Option<SocketAddr>, UiError> {
+        match &self.listener {
+            Listener::Tcp(l) => l.local_addr().map(Some).map_err(UiError::Bind),
+            Listener::Unix(..) => Ok(None),
+        }
     }
 
-    /// `https://IP:PORT` (or `http://` with `--insecure`).
+    /// `https://IP:PORT`, or `https+unix:///path/of/socket` (`http` for either with `--insecure`).
     pub fn url(&self) -> Result<String, UiError> {
-        Ok(format!("{}://{}", if self.tls.is_some() { "https" } else { "http" }, self.local_addr()?))
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        match &self.listener {
+            Listener::Tcp(l) => Ok(format!("{scheme}://{}", l.local_addr().map_err(UiError::Bind)?)),
+            Listener::Unix(_, file) => Ok(format!("{scheme}+unix://{}", file.0.display())),
+        }
     }
 
     /// Serves until `shutdown` resolves, then cancels running tasks and waits up to [`SHUTDOWN_WAIT`] for
-    /// them. Must run inside a tokio runtime.
+    /// them. Must run inside a tokio runtime. A Unix socket's file is removed when it returns.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), UiError> {
-        self.listener.set_nonblocking(true).map_err(UiError::Bind)?;
-        let listener = tokio::net::TcpListener::from_std(self.listener).map_err(UiError::Bind)?;
+        let listener = match self.listener {
+            Listener::Tcp(l) => {
+                l.set_nonblocking(true).map_err(UiError::Bind)?;
+                AsyncListener::Tcp(tokio::net::TcpListener::from_std(l).map_err(UiError::Bind)?)
+            }
+            Listener::Unix(l, file) => {
+                l.set_nonblocking(true).map_err(UiError::Bind)?;
+                let listener = tokio::net::UnixListener::from_std(l).map_err(UiError::Bind)?;
+                AsyncListener::Unix { listener, _socket_file: file }
+            }
+        };
         let acceptor = self.tls.map(TlsAcceptor::from);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let scheduler = tokio::spawn(schedule::run(self.app.clone(), stop_rx));
         tokio::pin!(shutdown);
         loop {
-            let (stream, peer) = tokio::select! {
+            let accepted = tokio::select! {
                 _ = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        tracing::warn!("accept: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
+                accepted = accept(&listener) => accepted,
             };
-            let app = self.app.clone();
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| respond(app.clone(), req));
-                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                let result = match acceptor {
-                    Some(acceptor) => match acceptor.accept(stream).await {
-                        Ok(tls) => builder.serve_connection(TokioIo::new(tls), service).await,
-                        Err(e) => {
-                            tracing::debug!("TLS handshake with {peer}: {e}");
-                            return;
-                        }
-                    },
-                    None => builder.serve_connection(TokioIo::new(stream), service).await,
-                };
-                if let Err(e) = result {
-                    tracing::debug!("connection from {peer}: {e}");
+            let (app, acceptor) = (self.app.clone(), acceptor.clone());
+            match accepted {
+                Ok(Accepted::Tcp(stream, peer)) => {
+                    tokio::spawn(serve_connection(app, acceptor, stream, peer.to_string()));
                 }
-            });
+                Ok(Accepted::Unix(stream)) => {
+                    tokio::spawn(serve_connection(app, acceptor, stream, "the Unix socket".to_string()));
+                }
+                Err(e) => {
+                    tracing::warn!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
         }
         drop(listener);
         let _ = stop_tx.send(true);
@@ -99,6 +113,41 @@ impl UiServer {
             tracing::warn!("some tasks were still stopping at shutdown");
         }
         Ok(())
+    }
+}
+
+enum Accepted {
+    Tcp(tokio::net::TcpStream, SocketAddr),
+    Unix(tokio::net::UnixStream),
+}
+
+async fn accept(listener: &AsyncListener) -> std::io::Result<Accepted> {
+    match listener {
+        AsyncListener::Tcp(l) => l.accept().await.map(|(s, peer)| Accepted::Tcp(s, peer)),
+        AsyncListener::Unix { listener, .. } => listener.accept().await.map(|(s, _)| Accepted::Unix(s)),
+    }
+}
+
+/// One connection: TLS (unless `--insecure`), then HTTP/1.1 or HTTP/2 until the client is done.
+async fn serve_connection<S>(app: Arc<App>, acceptor: Option<TlsAcceptor>, stream: S, peer: String)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tracing::debug!("accepted a connection from {peer}");
+    let service = hyper::service::service_fn(move |req| respond(app.clone(), req));
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let result = match acceptor {
+        Some(acceptor) => match acceptor.accept(stream).await {
+            Ok(tls) => builder.serve_connection(TokioIo::new(tls), service).await,
+            Err(e) => {
+                tracing::debug!("TLS handshake with {peer}: {e}");
+                return;
+            }
+        },
+        None => builder.serve_connection(TokioIo::new(stream), service).await,
+    };
+    if let Err(e) = result {
+        tracing::debug!("connection from {peer}: {e}");
     }
 }
 

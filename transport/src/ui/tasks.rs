@@ -428,11 +428,17 @@ impl Tasks {
 
 /// Deletes the oldest `cairn-*.log` files in `dir` so that at most `keep` remain.
 pub fn rotate(dir: &Path, keep: usize) {
+    rotate_named(dir, "cairn-", keep);
+}
+
+/// Deletes the oldest `<prefix>*.log` files in `dir` (names that start with their creation time after
+/// the prefix) so that at most `keep` remain.
+pub fn rotate_named(dir: &Path, prefix: &str, keep: usize) {
     let Ok(entries) = fs::read_dir(dir) else { return };
     let mut logs: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("cairn-") && n.ends_with(".log"))
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(prefix) && n.ends_with(".log"))
         })
         .collect();
     if logs.len() <= keep {

@@ -6,8 +6,13 @@
 //! `SERVER PASSWORD: <64 hex>` (UI with --random-password), `SERVER CERT SHA256: <64 hex>`,
 //! `SERVER CERTIFICATE: <base64 PEM>` (with --tls-print-server-cert), `SERVER ADDRESS: https://IP:PORT`
 //! (UI), `SERVER ADDRESS: quic://IP:PORT` (repository server).
+//!
+//! `--address unix:/path/to/socket` serves the UI on a Unix-domain socket (mode 0600, in a directory only
+//! this user can enter) and opens no network port: the address line is then
+//! `SERVER ADDRESS: https+unix:///path/to/socket`, and the repository server (which needs UDP) does not run.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +21,7 @@ use cairn_engine::policy::parse_duration;
 use cairn_engine::Repository;
 use cairn_transport::server;
 use cairn_transport::tls::ServerIdentity;
-use cairn_transport::ui::{self, LocalIdentity, UiConfig};
+use cairn_transport::ui::{self, ListenAddress, LocalIdentity, UiConfig};
 
 use crate::args::ServerStartArgs;
 use crate::commands::Context;
@@ -30,13 +35,33 @@ pub fn resolve(address: &str) -> Result<SocketAddr> {
     addrs.into_iter().next().with_context(|| format!("--address {address:?} resolves to nothing"))
 }
 
+/// Parses `--address`: `unix:PATH` (a Unix socket, made absolute), else `HOST:PORT`.
+fn listen_address(address: &str) -> Result<ListenAddress> {
+    match address.strip_prefix("unix:") {
+        Some("") => bail!("--address unix: needs a socket path, e.g. unix:/run/user/1000/cairn/ui.sock"),
+        Some(path) => Ok(ListenAddress::Unix(
+            std::path::absolute(PathBuf::from(path)).with_context(|| format!("invalid socket path {path:?}"))?,
+        )),
+        None => Ok(ListenAddress::Tcp(resolve(address)?)),
+    }
+}
+
+/// The IP a generated certificate names: the listening one, or loopback for a Unix socket (which a
+/// launcher exposes to the browser through a loopback port).
+fn certificate_ip(listen: &ListenAddress) -> IpAddr {
+    match listen {
+        ListenAddress::Tcp(addr) => addr.ip(),
+        ListenAddress::Unix(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+    }
+}
+
 /// The server's certificate: loaded from files, or generated (and saved when file names are given).
-pub fn identity(args: &ServerStartArgs, listen: &SocketAddr) -> Result<ServerIdentity> {
+pub fn identity(args: &ServerStartArgs, ip: IpAddr) -> Result<ServerIdentity> {
     match (&args.tls_cert_file, &args.tls_key_file, args.tls_generate_cert) {
         (Some(cert), Some(key), false) => Ok(ServerIdentity::load(cert, key)?),
         (cert, key, true) => {
             let mut names = args.tls_generate_cert_name.clone();
-            names.push(listen.ip().to_string());
+            names.push(ip.to_string());
             let id = ServerIdentity::generate(&names)?;
             match (cert, key) {
                 (Some(cert), Some(key)) => id.save(cert, key)?,
@@ -50,12 +75,15 @@ pub fn identity(args: &ServerStartArgs, listen: &SocketAddr) -> Result<ServerIde
 }
 
 pub fn run(ctx: &Context, args: ServerStartArgs) -> Result<()> {
-    let listen = resolve(&args.address)?;
+    let listen = listen_address(&args.address)?;
     if args.ui {
         return run_ui(ctx, &args, listen);
     }
+    let ListenAddress::Tcp(listen) = listen else {
+        bail!("the repository server listens on UDP: a unix: address serves only the UI server (--ui)");
+    };
     let repo = Arc::new(ctx.open_direct()?);
-    let identity = identity(&args, &listen)?;
+    let identity = identity(&args, listen.ip())?;
     print_identity(&args, &identity);
     if cairn_transport::users::list(&repo)?.is_empty() {
         eprintln!(
@@ -76,7 +104,7 @@ fn print_identity(args: &ServerStartArgs, identity: &ServerIdentity) {
 }
 
 /// The UI server (and, when the repository has users, the repository server beside it).
-fn run_ui(ctx: &Context, args: &ServerStartArgs, listen: SocketAddr) -> Result<()> {
+fn run_ui(ctx: &Context, args: &ServerStartArgs, listen: ListenAddress) -> Result<()> {
     let password = match (&args.server_password, args.random_password) {
         (_, true) => ui::auth::random_password()?,
         (Some(p), false) => p.clone(),
@@ -85,12 +113,12 @@ fn run_ui(ctx: &Context, args: &ServerStartArgs, listen: SocketAddr) -> Result<(
         }
     };
     let plain_http = args.insecure && !args.tls_generate_cert && args.tls_cert_file.is_none();
-    let identity = if plain_http { None } else { Some(identity(args, &listen)?) };
+    let identity = if plain_http { None } else { Some(identity(args, certificate_ip(&listen))?) };
     let maintenance = parse_duration(&args.maintenance_interval)?;
     let (config, repo) = (ctx.load_config()?, ctx.open_direct()?);
     let repo = Arc::new(repo);
     let server = ui::bind(
-        listen,
+        &listen,
         identity.as_ref(),
         UiConfig {
             repo: repo.clone(),
@@ -116,7 +144,13 @@ fn run_ui(ctx: &Context, args: &ServerStartArgs, listen: SocketAddr) -> Result<(
         eprintln!("WARNING: --insecure: serving the UI over plain HTTP. Anyone who can see this traffic can read");
         eprintln!("WARNING: the password and your data. Use it only for debugging, on this machine.");
     }
-    start_repository_server_alongside(&repo, args, identity.as_ref(), server.local_addr()?)?;
+    match server.tcp_addr()? {
+        Some(addr) => start_repository_server_alongside(&repo, args, identity.as_ref(), addr)?,
+        None if !cairn_transport::users::list(&repo)?.is_empty() => {
+            eprintln!("NOTE: the repository server (QUIC, over UDP) does not run beside a Unix-socket UI server");
+        }
+        None => {}
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -131,9 +165,7 @@ fn run_ui(ctx: &Context, args: &ServerStartArgs, listen: SocketAddr) -> Result<(
     Ok(())
 }
 
-/// Where the QUIC repository server starts beside the UI server, when the repository has users (the UI
-/// server alone needs none). The repository server is not part of this build yet, so this only says so.
-/// When the repository has server users, also serves the QUIC repository server on the UI's port number
+/// When the repository has server users (the UI server alone needs none), also serves the QUIC repository server on the UI's port number
 /// (over UDP), on its own thread, and prints its `SERVER ADDRESS: quic://...` line after the https one.
 /// It stops with the process.
 fn start_repository_server_alongside(
