@@ -7,6 +7,7 @@ mod args;
 mod commands;
 mod config;
 mod credentials;
+mod heap;
 mod output;
 mod progress;
 

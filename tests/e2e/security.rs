@@ -80,9 +80,6 @@ fn security_standalone_backup_listens_on_no_port() {
     assert!(samples >= 3, "the backup ended before it could be observed ({samples} samples)");
 }
 
-/// Tests SECURITY.md names that another branch is adding; allowed to be missing until it lands.
-const PENDING: &[&str] = &["server_isolated_user_has_no_cross_user_dedup"];
-
 /// Every `fn NAME(` in the Rust sources under `dir`.
 fn test_functions(dir: &Path, found: &mut HashSet<String>) {
     for entry in fs::read_dir(dir).into_iter().flatten().map_while(Result::ok) {
@@ -119,7 +116,7 @@ fn security_md_names_only_tests_that_exist() {
         .copied()
         .filter(|r| {
             let name = r.rsplit("::").next().unwrap_or(r);
-            !functions.contains(name) && !PENDING.contains(&name)
+            !functions.contains(name)
         })
         .collect();
     assert!(missing.is_empty(), "SECURITY.md names tests that do not exist: {missing:?}");

@@ -127,9 +127,10 @@ impl Conn {
             ids.truncate(keep);
             total
         };
+        // Twice: the blobs read, then the frame encoded from them.
         self.budget
             .clone()
-            .acquire_many_owned(bytes.clamp(1, CONNECTION_BUDGET) as u32)
+            .acquire_many_owned((2 * bytes).clamp(1, CONNECTION_BUDGET) as u32)
             .await
             .map_err(|_| err(ErrorCode::Internal, "shutting down"))
     }
@@ -165,9 +166,18 @@ impl Conn {
             drop(body_permit);
             *reserved = Some(self.reserve_reply(&mut vec![*id]).await?);
         } else {
+            // An upload also holds its decompressed plaintext while it is checked.
+            let plaintext = match &request {
+                Request::PutBlob { raw_len, .. } => {
+                    let room = CONNECTION_BUDGET.saturating_sub(len).max(1);
+                    let permit = self.budget.clone().acquire_many_owned((*raw_len as usize).clamp(1, room) as u32);
+                    Some(permit.await.map_err(|_| err(ErrorCode::Internal, "shutting down"))?)
+                }
+                _ => None,
+            };
             let this = self.clone();
             return tokio::task::spawn_blocking(move || {
-                let _body = body_permit;
+                let _held = (body_permit, plaintext);
                 this.dispatch(&login, request)
             })
             .await

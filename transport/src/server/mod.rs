@@ -15,9 +15,15 @@ pub use endpoint::{client_transport, server_endpoint, transport_config};
 
 use crate::ratelimit::LoginLimiter;
 
-/// Bytes of request bodies one connection may hold in memory at once (plus QUIC's receive window, which
-/// [`transport_config`] sets to 16 MiB): the per-client memory bound is about 40 MiB.
-pub const CONNECTION_BUDGET: usize = 24 << 20;
+/// Bytes one connection may hold in memory at once for its requests: each upload's body and its
+/// decompressed plaintext, each read reply twice (the blobs read and the encoded frame). With QUIC's
+/// receive and send windows ([`transport_config`], 8 MiB each) the bound per client is 32 MiB, plus the
+/// shared index and the pack session of a connection that is backing up.
+pub const CONNECTION_BUDGET: usize = 16 << 20;
+
+/// Threads for blocking work (verifying, packing, reading storage), shared by all connections: enough to
+/// keep storage busy, few enough that per-thread allocator arenas do not multiply memory.
+pub const BLOCKING_THREADS: usize = 32;
 
 /// What every connection shares.
 pub struct ServerContext {
@@ -111,7 +117,11 @@ pub fn run(
     shutdown: Shutdown,
     on_bound: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), ServeError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(ServeError::Runtime)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(BLOCKING_THREADS)
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?;
     runtime.block_on(async {
         let endpoint = server_endpoint(listen, identity)?;
         let bound = endpoint.local_addr().map_err(ServeError::Runtime)?;

@@ -75,6 +75,7 @@ pub fn identity(args: &ServerStartArgs, ip: IpAddr) -> Result<ServerIdentity> {
 }
 
 pub fn run(ctx: &Context, args: ServerStartArgs) -> Result<()> {
+    crate::heap::bound_for_server();
     let listen = listen_address(&args.address)?;
     if args.ui {
         return run_ui(ctx, &args, listen);
