@@ -42,6 +42,9 @@ pub fn referenced_content(repo: &Repository) -> Result<HashSet<ContentId>> {
             trees.push(snap.root);
         }
     }
+    // A backup writes its index before its snapshot, so an index loaded after listing covers every tree
+    // of the listed snapshots, also those committed since the repository was opened.
+    repo.reload_index()?;
     while let Some(id) = trees.pop() {
         let nodes = match TreeRecord::decode(&repo.read_blob(&id)?)? {
             TreeRecord::Entries(nodes) => nodes,
