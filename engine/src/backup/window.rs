@@ -1,0 +1,95 @@
+//! A bound on the entries the walker has listed but the assembler has not yet put into a tree page.
+//!
+//! Entries wait in the assembler until everything before them in their folder is done (a file being read,
+//! a sub-folder being walked). Without a bound, one slow file early in a folder of a million unchanged
+//! files would queue the million entries behind it. The walker takes a [`Ticket`] per entry and blocks
+//! while the window is full; the ticket travels with the entry and is dropped when the entry leaves the
+//! queue (or is discarded), which frees its place.
+//!
+//! This cannot deadlock: every waiting entry completes without the walker's help (files are already with
+//! the readers) except the sub-folders the walker is inside of, at most one per level of nesting, and each
+//! is the last entry of its folder's queue.
+
+use std::sync::{Arc, Condvar, Mutex};
+
+/// Entries in flight between walker and assembler.
+pub const DEFAULT_WINDOW: usize = 64 * 1024;
+
+pub struct Window {
+    state: Mutex<State>,
+    freed: Condvar,
+    limit: usize,
+}
+
+struct State {
+    held: usize,
+    waiting: bool,
+}
+
+impl Window {
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(State { held: 0, waiting: false }),
+            freed: Condvar::new(),
+            limit: limit.max(1),
+        })
+    }
+
+    /// Takes a place, blocking while all are taken.
+    pub fn enter(self: &Arc<Self>) -> Ticket {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        while state.held >= self.limit {
+            state.waiting = true;
+            state = self.freed.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+        state.held += 1;
+        Ticket { window: self.clone() }
+    }
+
+    /// Places taken now.
+    #[cfg(test)]
+    pub fn held(&self) -> usize {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).held
+    }
+}
+
+/// One place in a [`Window`], given back on drop.
+pub struct Ticket {
+    window: Arc<Window>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut state = self.window.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.held -= 1;
+        // Waking costs a system call, so only when the walker waits (almost never).
+        if state.waiting {
+            state.waiting = false;
+            self.window.freed.notify_all();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_window_blocks_until_a_ticket_is_dropped() {
+        let window = Window::new(2);
+        let a = window.enter();
+        let _b = window.enter();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let w = window.clone();
+        let waiter = std::thread::spawn(move || {
+            let t = w.enter();
+            tx.send(()).unwrap();
+            drop(t);
+        });
+        assert!(rx.recv_timeout(std::time::Duration::from_millis(200)).is_err(), "third entry must wait");
+        drop(a);
+        rx.recv_timeout(std::time::Duration::from_secs(10)).expect("freed place lets the walker go on");
+        waiter.join().unwrap();
+        assert_eq!(window.held(), 1);
+    }
+}
