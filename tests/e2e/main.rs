@@ -14,5 +14,7 @@ mod incremental;
 mod integrity;
 mod repository_server;
 mod s3;
+mod sources;
+mod special_files;
 mod ui_browser;
 mod ui_server;

@@ -9,7 +9,6 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Result};
 use cairn_engine::access::Resolved;
 use cairn_engine::restore::{restore, RestoreOptions, RestoreProgress};
-use cairn_engine::Access;
 
 use super::{find_snapshot, split_target, Context, Incomplete};
 use crate::args::RestoreArgs;

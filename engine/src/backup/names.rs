@@ -197,7 +197,7 @@ mod tests {
         for i in 0..2_500u32 {
             // Varied lengths and bytes, including non-UTF-8, so byte order differs from creation order.
             let mut name = format!("{:x}", i.wrapping_mul(2_654_435_761)).into_bytes();
-            if i % 7 == 0 {
+            if i.is_multiple_of(7) {
                 name.push(0xff);
             }
             fs::write(dir.path().join(std::ffi::OsStr::from_bytes(&name)), b"").unwrap();

@@ -42,7 +42,7 @@ fn mkfifo(path: &Path) {
 /// A name that sorts far from where it was created, sometimes not UTF-8.
 fn scrambled(i: u32) -> Vec<u8> {
     let mut name = format!("{:08x}", i.wrapping_mul(2_654_435_761)).into_bytes();
-    if i % 11 == 0 {
+    if i.is_multiple_of(11) {
         name.push(0xfe);
     }
     name
@@ -77,7 +77,7 @@ fn reference_tree(repo: &Repository, dir: &Path) -> TreeId {
     let key = repo.hashing_key();
     let mut names: Vec<Vec<u8>> =
         std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().as_bytes().to_vec()).collect();
-    names.sort_by(|a, b| a.cmp(b));
+    names.sort();
     let nodes: Vec<Node> = names
         .into_iter()
         .map(|name| {
