@@ -65,6 +65,8 @@ pub struct BackupOptions {
     /// Names of one folder sorted in memory; a larger folder is sorted in runs of this many, spilled to a
     /// temporary file and merged. Only tests change it.
     pub names_in_memory: usize,
+    /// Entries listed but not yet in a tree page, at most (see `window`). Only tests change it.
+    pub entry_window: usize,
 }
 
 impl BackupOptions {
@@ -82,6 +84,7 @@ impl BackupOptions {
             readers: 2,
             cancel: Arc::new(AtomicBool::new(false)),
             names_in_memory: names::DEFAULT_RUN,
+            entry_window: window::DEFAULT_WINDOW,
         }
     }
 }
@@ -195,7 +198,7 @@ pub fn run_backup(repo: &dyn Access, options: BackupOptions, progress: Arc<Progr
             });
         }
         let walk_start = Instant::now();
-        let window = window::Window::new(window::DEFAULT_WINDOW);
+        let window = window::Window::new(options.entry_window);
         walk::Walker::new(shared, file_tx, event_tx, window, options.names_in_memory).run(
             &options.path,
             root_meta,

@@ -24,10 +24,16 @@ fn repository() -> Repository {
 }
 
 fn backup(repo: &Repository, path: &Path, names_in_memory: usize, parent: Option<Snapshot>) -> Snapshot {
+    backup_with(repo, path, |o| {
+        o.names_in_memory = names_in_memory;
+        o.parent = parent;
+    })
+}
+
+fn backup_with(repo: &Repository, path: &Path, set: impl FnOnce(&mut BackupOptions)) -> Snapshot {
     let source = Source { host: "h".into(), user_name: "u".into(), path: path.display().to_string() };
     let mut options = BackupOptions::new(path.to_path_buf(), source);
-    options.names_in_memory = names_in_memory;
-    options.parent = parent;
+    set(&mut options);
     let snap = run_backup(repo, options, Arc::new(Progress::default())).unwrap().snapshot;
     assert!(!snap.incomplete, "{:?}", snap.error_messages);
     snap
@@ -188,4 +194,37 @@ fn a_single_file_source_is_a_root_holding_that_file() {
 
     let again = backup(&repo, &file, super::names::DEFAULT_RUN, Some(snap.clone()));
     assert_eq!((again.root, again.stats.files_unchanged, again.stats.bytes_read), (snap.root, 1, 0));
+}
+
+/// With a window of one entry (plus one per level of nesting) the walker waits behind every file being read
+/// and every sub-folder: the backup must still finish, with the same trees.
+#[test]
+fn a_one_entry_window_only_slows_the_walk() {
+    let src = tempfile::tempdir().unwrap();
+    let mut seed = 0u8;
+    let mut fill = |dir: &Path, empties: usize| {
+        std::fs::create_dir_all(dir).unwrap();
+        seed += 1;
+        // A file that takes a while to read comes first, so everything after it waits.
+        std::fs::write(dir.join("0-first"), vec![seed; 3 << 20]).unwrap();
+        for i in 0..empties {
+            std::fs::write(dir.join(format!("e{i:05}")), b"").unwrap();
+        }
+    };
+    fill(src.path(), 3_000);
+    let mut deep = src.path().to_path_buf();
+    for level in 0..6 {
+        deep = deep.join(format!("level-{level}"));
+        fill(&deep, 50);
+        fill(&deep.with_extension("sibling"), 20);
+    }
+    let repo = repository();
+    let tight = backup_with(&repo, src.path(), |o| {
+        o.entry_window = 1;
+        o.names_in_memory = 16;
+        o.readers = 1;
+    });
+    let roomy = backup(&repo, src.path(), super::names::DEFAULT_RUN, None);
+    assert_eq!(tight.root, roomy.root);
+    assert_eq!(tight.stats.files, 3_001 + 6 * (51 + 21));
 }

@@ -33,6 +33,8 @@ pub(crate) struct Walker<'a, 'r> {
     window: Arc<Window>,
     /// Names of one folder sorted in memory before they are spilled to a temporary file.
     names_in_memory: usize,
+    /// Folders the walk is inside of, below the root.
+    depth: usize,
     next_slot: u64,
 }
 
@@ -69,7 +71,7 @@ impl<'a, 'r> Walker<'a, 'r> {
         window: Arc<Window>,
         names_in_memory: usize,
     ) -> Self {
-        Self { shared, files, events, window, names_in_memory, next_slot: 0 }
+        Self { shared, files, events, window, names_in_memory, depth: 0, next_slot: 0 }
     }
 
     /// Walks the whole source (`root_meta` is its metadata, symlinks followed). A failure to read the root
@@ -230,7 +232,7 @@ impl<'a, 'r> Walker<'a, 'r> {
             node_from(name, &meta, NodeKind::Special { rdev: meta.rdev() })
         };
         let size = node.size;
-        let ticket = self.window.enter();
+        let ticket = self.window.enter(self.depth, || self.shared.stopped()).ok_or(Closed)?;
         let pending = read || subdir.is_some();
         self.events.send(Event::Entry { key, node, pending, ticket }).map_err(|_| Closed)?;
         if read {
@@ -238,7 +240,10 @@ impl<'a, 'r> Walker<'a, 'r> {
         }
         if let Some(previous) = subdir {
             let child_slot = self.next_slot();
-            if let Err(e) = self.walk_dir(path, child_slot, Some(key), previous) {
+            self.depth += 1;
+            let walked = self.walk_dir(path, child_slot, Some(key), previous);
+            self.depth -= 1;
+            if let Err(e) = walked {
                 self.shared.record_error(format!("{}: {e}", path.display()));
                 self.events.send(Event::EntryFailed { key }).map_err(|_| Closed)?;
             }
