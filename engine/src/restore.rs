@@ -168,9 +168,10 @@ fn restore_into(
     Ok(())
 }
 
-/// Restores a folder's entries, one stored page at a time (entries of a page in parallel).
+/// Restores a folder's entries in parallel. Pages are taken from the folder's list as threads come free,
+/// so at most about one page per restore thread is in memory and no thread waits for a page to finish.
 fn restore_dir(ctx: &Ctx<'_>, tree: &TreeId, path: &Path) -> Result<()> {
-    for page in TreePages::open(ctx.repo, tree)? {
+    TreePages::open(ctx.repo, tree)?.par_bridge().try_for_each(|page| {
         page?.par_iter().for_each(|node| {
             if ctx.cancel.load(Relaxed) {
                 return;
@@ -178,11 +179,8 @@ fn restore_dir(ctx: &Ctx<'_>, tree: &TreeId, path: &Path) -> Result<()> {
             let child = path.join(std::ffi::OsStr::from_bytes(&node.name));
             restore_entry(ctx, node, &child);
         });
-        if ctx.cancel.load(Relaxed) {
-            break;
-        }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 fn restore_entry(ctx: &Ctx<'_>, node: &Node, path: &Path) {
