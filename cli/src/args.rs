@@ -471,7 +471,7 @@ pub enum SnapshotCommand {
 
 #[derive(Args, Debug)]
 pub struct SnapshotCreateArgs {
-    /// Folders to back up
+    /// Folders or single files to back up
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
     /// Tags as key:value (repeatable)
@@ -515,7 +515,7 @@ pub struct LsArgs {
 pub struct RestoreArgs {
     /// Snapshot id (or prefix, or `latest`), optionally followed by /path
     pub source: String,
-    /// Where to write the snapshot root's contents (or the file)
+    /// Where to write the snapshot root's contents (or the file; a single-file snapshot goes into this folder)
     pub target: PathBuf,
     /// Replace existing files at the target
     #[arg(long)]

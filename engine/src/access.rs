@@ -152,11 +152,15 @@ pub trait Access: Send + Sync {
         let mut node: Option<Node> = None;
         for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
             let current = tree.ok_or_else(|| Error::NotFound(format!("{path} (a parent is not a folder)")))?;
-            let found = self
-                .read_tree(&current)?
-                .into_iter()
-                .find(|n| n.name == part.as_bytes())
-                .ok_or_else(|| Error::NotFound(format!("{path} in snapshot")))?;
+            let mut found = None;
+            for node in crate::entries::TreeEntries::open(self, &current)? {
+                let node = node?;
+                if node.name == part.as_bytes() {
+                    found = Some(node);
+                    break;
+                }
+            }
+            let found = found.ok_or_else(|| Error::NotFound(format!("{path} in snapshot")))?;
             tree = match &found.kind {
                 NodeKind::Dir { tree } => Some(*tree),
                 _ => None,

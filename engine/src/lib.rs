@@ -10,6 +10,7 @@ pub mod chunker;
 pub mod compress;
 pub mod content;
 pub mod crypto;
+pub mod entries;
 pub mod error;
 pub mod format;
 #[cfg(any(fuzzing, test))]

@@ -1,8 +1,12 @@
 //! Restore: writes a snapshot's folder (or one file) to a local path. Folders are walked in parallel, files
 //! are restored in parallel, and the chunks of a large file are fetched in parallel and written at their
 //! offsets. Every chunk is decrypted and re-hashed before it is written. Metadata (mode, owner when
-//! permitted, mtime) is applied after contents, folders last, so their mtimes stick.
+//! permitted, mtime) is applied after contents, folders last, so their mtimes stick. A folder is read one
+//! stored page at a time, so a folder of millions of entries is never in memory at once. FIFOs are
+//! recreated; device nodes too when running as root (otherwise they are skipped with a warning and
+//! counted); sockets are skipped (a socket file is only meaningful to the process that bound it).
 
+use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, PermissionsExt};
@@ -15,6 +19,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::access::{Access, READ_BATCH_BLOBS, READ_BATCH_BYTES};
+use crate::entries::TreePages;
 use crate::error::{Error, Result};
 use crate::ids::{ContentId, TreeId};
 use crate::tree::{FileContent, Node, NodeKind};
@@ -53,7 +58,11 @@ pub struct RestoreSummary {
     pub bytes: u64,
     /// Entries that could not be restored, as `path: message`.
     pub errors: Vec<String>,
-    /// FIFOs, sockets and devices, which are not recreated.
+    /// FIFOs recreated.
+    pub fifos: u64,
+    /// Character and block devices recreated (only as root).
+    pub devices: u64,
+    /// Special entries not recreated: sockets, and device nodes when not running as root.
     pub skipped_special: u64,
 }
 
@@ -63,9 +72,12 @@ struct Ctx<'a> {
     progress: &'a RestoreProgress,
     dirs: AtomicU64,
     symlinks: AtomicU64,
-    special: AtomicU64,
+    fifos: AtomicU64,
+    devices: AtomicU64,
+    skipped: AtomicU64,
     errors: Mutex<Vec<String>>,
-    can_chown: bool,
+    /// Running as root: owners are restored and device nodes can be made.
+    is_root: bool,
     cancel: &'a AtomicBool,
 }
 
@@ -93,10 +105,12 @@ pub fn restore(
         progress,
         dirs: AtomicU64::new(0),
         symlinks: AtomicU64::new(0),
-        special: AtomicU64::new(0),
+        fifos: AtomicU64::new(0),
+        devices: AtomicU64::new(0),
+        skipped: AtomicU64::new(0),
         errors: Mutex::new(Vec::new()),
-        // SAFETY: geteuid has no preconditions.
-        can_chown: is_root(),
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        is_root: unsafe { libc::geteuid() } == 0,
         cancel,
     };
     let pool = rayon::ThreadPoolBuilder::new()
@@ -114,7 +128,9 @@ pub fn restore(
         symlinks: ctx.symlinks.load(Relaxed),
         bytes: progress.bytes.load(Relaxed),
         errors: ctx.errors.into_inner().unwrap_or_else(|p| p.into_inner()),
-        skipped_special: ctx.special.load(Relaxed),
+        fifos: ctx.fifos.load(Relaxed),
+        devices: ctx.devices.load(Relaxed),
+        skipped_special: ctx.skipped.load(Relaxed),
     })
 }
 
@@ -152,22 +168,21 @@ fn restore_into(
     Ok(())
 }
 
-fn is_root() -> bool {
-    fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
-}
-
+/// Restores a folder's entries in parallel. Pages are taken from the folder's list as threads come free,
+/// so at most about one page per restore thread is in memory and no thread waits for a page to finish.
 fn restore_dir(ctx: &Ctx<'_>, tree: &TreeId, path: &Path) -> Result<()> {
-    let nodes = ctx.repo.read_tree(tree)?;
-    work_items(&nodes).par_iter().for_each(|item| {
-        if ctx.cancel.load(Relaxed) {
-            return;
-        }
-        match item {
-            Work::One(node) => restore_entry(ctx, node, &path.join(std::ffi::OsStr::from_bytes(&node.name))),
-            Work::SmallFiles(batch) => restore_small_files(ctx, batch, path),
-        }
-    });
-    Ok(())
+    TreePages::open(ctx.repo, tree)?.par_bridge().try_for_each(|page| {
+        work_items(&page?).par_iter().for_each(|item| {
+            if ctx.cancel.load(Relaxed) {
+                return;
+            }
+            match item {
+                Work::One(node) => restore_entry(ctx, node, &path.join(std::ffi::OsStr::from_bytes(&node.name))),
+                Work::SmallFiles(batch) => restore_small_files(ctx, batch, path),
+            }
+        });
+        Ok(())
+    })
 }
 
 /// One unit of a folder's restore: an entry on its own, or small files fetched together.
@@ -260,10 +275,7 @@ fn restore_entry(ctx: &Ctx<'_>, node: &Node, path: &Path) {
             ctx.symlinks.fetch_add(1, Relaxed);
             apply_metadata(ctx, node, path)
         })(),
-        NodeKind::Special { .. } => {
-            ctx.special.fetch_add(1, Relaxed);
-            Ok(())
-        }
+        NodeKind::Special { rdev } => restore_special(ctx, node, *rdev, path),
     };
     if let Err(e) = result {
         ctx.error(path, e);
@@ -341,20 +353,56 @@ fn create_file(ctx: &Ctx<'_>, path: &Path) -> Result<File> {
     open.open(path).map_err(|e| Error::local(path, e))
 }
 
+/// Recreates a FIFO, or a device node as root; skips sockets, and devices when not root, with a warning.
+fn restore_special(ctx: &Ctx<'_>, node: &Node, rdev: u64, path: &Path) -> Result<()> {
+    let kind = node.mode & libc::S_IFMT;
+    let counter = match kind {
+        libc::S_IFIFO => &ctx.fifos,
+        libc::S_IFCHR | libc::S_IFBLK if ctx.is_root => &ctx.devices,
+        libc::S_IFCHR | libc::S_IFBLK => {
+            tracing::warn!("{}: device node not recreated (only root can make device nodes)", path.display());
+            ctx.skipped.fetch_add(1, Relaxed);
+            return Ok(());
+        }
+        _ => {
+            tracing::warn!("{}: socket not recreated", path.display());
+            ctx.skipped.fetch_add(1, Relaxed);
+            return Ok(());
+        }
+    };
+    if ctx.options.overwrite && fs::symlink_metadata(path).is_ok_and(|m| !m.is_dir()) {
+        fs::remove_file(path).map_err(|e| Error::local(path, e))?;
+    }
+    let c_path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::InvalidArgument(format!("{}: path contains a NUL byte", path.display())))?;
+    let permissions = node.mode & 0o7777;
+    // SAFETY: `c_path` is a valid NUL-terminated string for the duration of each call.
+    let status = unsafe {
+        if kind == libc::S_IFIFO {
+            libc::mkfifo(c_path.as_ptr(), permissions as libc::mode_t)
+        } else {
+            libc::mknod(c_path.as_ptr(), (kind | permissions) as libc::mode_t, rdev as libc::dev_t)
+        }
+    };
+    if status != 0 {
+        return Err(Error::local(path, std::io::Error::last_os_error()));
+    }
+    counter.fetch_add(1, Relaxed);
+    apply_metadata(ctx, node, path)
+}
+
 fn apply_metadata(ctx: &Ctx<'_>, node: &Node, path: &Path) -> Result<()> {
     let mtime = FileTime::from_unix_time(
         node.mtime_ns.div_euclid(1_000_000_000),
         node.mtime_ns.rem_euclid(1_000_000_000) as u32,
     );
-    let is_link = matches!(node.kind, NodeKind::Symlink { .. });
-    if ctx.can_chown {
+    if ctx.is_root {
         std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid)).map_err(|e| Error::local(path, e))?;
     }
-    if is_link {
-        filetime::set_symlink_file_times(path, mtime, mtime).map_err(|e| Error::local(path, e))?;
-    } else {
+    if !matches!(node.kind, NodeKind::Symlink { .. }) {
         fs::set_permissions(path, fs::Permissions::from_mode(node.mode & 0o7777)).map_err(|e| Error::local(path, e))?;
-        filetime::set_file_times(path, mtime, mtime).map_err(|e| Error::local(path, e))?;
     }
+    // By path without following links (utimensat), never by opening: opening a FIFO would wait for a writer.
+    filetime::set_symlink_file_times(path, mtime, mtime).map_err(|e| Error::local(path, e))?;
     Ok(())
 }

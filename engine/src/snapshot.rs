@@ -94,6 +94,12 @@ fn aad(name: &str) -> Vec<u8> {
 }
 
 impl Snapshot {
+    /// Whether the source was a single file rather than a folder: its root tree then holds just that file,
+    /// and no folder is counted (a folder snapshot counts its root). See FORMAT.md §9.
+    pub fn is_single_file(&self) -> bool {
+        self.stats.dirs == 0
+    }
+
     /// The sealed record.
     pub fn seal(&self, keys: &KeySet) -> Vec<u8> {
         let json = serde_json::to_vec(self).expect("snapshot serialises");

@@ -157,6 +157,25 @@ impl ChunkList {
     }
 }
 
+/// Whether a page may end after the entry named `name`: the first 4 bytes of its BLAKE3 hash (u32 LE) have
+/// their low 11 bits zero.
+fn is_cut(name: &[u8]) -> bool {
+    let h = blake3::hash(name);
+    u32::from_le_bytes(h.as_bytes()[..4].try_into().expect("4 bytes")) & PAGE_MASK == 0
+}
+
+/// Cuts `nodes` into `pages`, continuing the open `page`: a page ends after a cut entry once it holds
+/// [`PAGE_MIN`] entries, or when it reaches [`PAGE_MAX`].
+fn cut_pages(nodes: impl IntoIterator<Item = Node>, page: &mut Vec<Node>, pages: &mut Vec<Vec<Node>>) {
+    for node in nodes {
+        let cut = is_cut(&node.name);
+        page.push(node);
+        if page.len() >= PAGE_MAX || (cut && page.len() >= PAGE_MIN) {
+            pages.push(std::mem::take(page));
+        }
+    }
+}
+
 /// Splits sorted entries into pages when there are more than [`PAGE_MAX`]: a page ends after an entry whose
 /// name hash has its low bits zero (once it has [`PAGE_MIN`] entries) or when it reaches [`PAGE_MAX`].
 pub fn paginate(nodes: Vec<Node>) -> Vec<Vec<Node>> {
@@ -165,18 +184,61 @@ pub fn paginate(nodes: Vec<Node>) -> Vec<Vec<Node>> {
     }
     let mut pages = Vec::new();
     let mut page = Vec::new();
-    for node in nodes {
-        let h = blake3::hash(&node.name);
-        let cut = u32::from_le_bytes(h.as_bytes()[..4].try_into().expect("4 bytes")) & PAGE_MASK == 0;
-        page.push(node);
-        if page.len() >= PAGE_MAX || (cut && page.len() >= PAGE_MIN) {
-            pages.push(std::mem::take(&mut page));
-        }
-    }
+    cut_pages(nodes, &mut page, &mut pages);
     if !page.is_empty() {
         pages.push(page);
     }
     pages
+}
+
+/// [`paginate`] for entries that arrive one at a time, in name order: it holds at most [`PAGE_MAX`] + 1
+/// entries and hands out each page as soon as its end is known, with the same pages as `paginate` of the
+/// whole list. Until more than `PAGE_MAX` entries arrived it cannot know whether the folder is paged at all,
+/// so it holds them; after that, only the open page.
+#[derive(Default)]
+pub struct Pager {
+    page: Vec<Node>,
+    paged: bool,
+}
+
+/// What remains of a folder when its last entry has been given to a [`Pager`].
+pub enum PagerEnd {
+    /// The folder fits in one record: `TreeRecord::Entries` of these.
+    Whole(Vec<Node>),
+    /// The folder is paged: this last page (if any entries are left) follows the ones already handed out.
+    LastPage(Option<Vec<Node>>),
+}
+
+impl Pager {
+    /// Adds the next entry; returns the pages it completed (usually none).
+    pub fn push(&mut self, node: Node) -> Vec<Vec<Node>> {
+        let mut pages = Vec::new();
+        if self.paged {
+            cut_pages([node], &mut self.page, &mut pages);
+        } else {
+            self.page.push(node);
+            if self.page.len() > PAGE_MAX {
+                self.paged = true;
+                let held = std::mem::take(&mut self.page);
+                cut_pages(held, &mut self.page, &mut pages);
+            }
+        }
+        pages
+    }
+
+    /// Entries held now (at most [`PAGE_MAX`]).
+    pub fn held(&self) -> usize {
+        self.page.len()
+    }
+
+    /// Ends the folder.
+    pub fn finish(self) -> PagerEnd {
+        match (self.paged, self.page.is_empty()) {
+            (false, _) => PagerEnd::Whole(self.page),
+            (true, true) => PagerEnd::LastPage(None),
+            (true, false) => PagerEnd::LastPage(Some(self.page)),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -260,5 +322,43 @@ mod tests {
         assert!(pa.len() > 3 && pa.iter().all(|p| p.len() <= PAGE_MAX));
         let same = pa.iter().filter(|p| pb.contains(p)).count();
         assert!(same >= pa.len() - 1, "{same} of {}", pa.len());
+    }
+
+    /// The streaming pager cuts exactly where `paginate` of the whole list does, at every size around the
+    /// one-page limit and well beyond it.
+    #[test]
+    fn pager_matches_paginate() {
+        let node = |i: usize| Node {
+            name: format!("n{i:08}").into_bytes(),
+            kind: NodeKind::Special { rdev: 0 },
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            inode: 0,
+            size: 0,
+        };
+        for n in [0, 1, PAGE_MIN, PAGE_MAX - 1, PAGE_MAX, PAGE_MAX + 1, PAGE_MAX + PAGE_MIN, 3 * PAGE_MAX + 7, 50_000] {
+            let nodes: Vec<Node> = (0..n).map(node).collect();
+            let expected = paginate(nodes.clone());
+            let mut pager = Pager::default();
+            let mut pages = Vec::new();
+            for node in nodes {
+                pages.extend(pager.push(node));
+                assert!(pager.held() <= PAGE_MAX, "{n} entries: pager holds {}", pager.held());
+            }
+            match pager.finish() {
+                PagerEnd::Whole(all) => {
+                    assert!(pages.is_empty());
+                    assert_eq!(vec![all], expected, "{n} entries");
+                }
+                PagerEnd::LastPage(last) => {
+                    pages.extend(last);
+                    assert!(expected.len() > 1);
+                    assert_eq!(pages, expected, "{n} entries");
+                }
+            }
+        }
     }
 }

@@ -16,5 +16,7 @@ mod launcher;
 mod repository_server;
 mod s3;
 mod security;
+mod sources;
+mod special_files;
 mod ui_browser;
 mod ui_server;

@@ -1,61 +1,89 @@
-//! `cairn ls ID[/path]`: list a folder of a snapshot.
+//! `cairn ls ID[/path]`: list a folder of a snapshot. Entries are printed as they are read, one stored
+//! tree page at a time, so listing a folder of millions of entries does not hold them all.
 
-use cairn_engine::Access;
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 
 use anyhow::{bail, Result};
+use cairn_engine::entries::TreePages;
 use cairn_engine::ids::TreeId;
 use cairn_engine::tree::{Node, NodeKind};
+use cairn_engine::Access;
 use chrono::DateTime;
 
 use super::{find_snapshot, split_target, Context};
 use crate::args::LsArgs;
-use crate::output;
 
 pub fn run(ctx: &Context, args: LsArgs) -> Result<()> {
     let (config, repo) = ctx.open()?;
     let (id, path) = split_target(&args.target);
     let snap = find_snapshot(repo.as_ref(), &config, id)?;
     let resolved = repo.resolve_path(&snap.root, path)?;
-    let mut rows = Vec::new();
+    let stdout = std::io::stdout();
+    let mut printer =
+        Printer { out: std::io::BufWriter::new(stdout.lock()), json: args.json, long: args.long, rows: 0 };
+    printer.start()?;
     match (resolved.tree, resolved.node) {
-        (Some(tree), _) => collect(repo.as_ref(), &tree, "", args.recursive, &mut rows)?,
-        (None, Some(node)) => rows.push((String::new(), node)),
+        (Some(tree), _) => list(repo.as_ref(), &tree, "", args.recursive, &mut printer)?,
+        (None, Some(node)) => printer.row("", &node)?,
         (None, None) => bail!("nothing at {path}"),
     }
-    if args.json {
-        let items: Vec<_> = rows.iter().map(|(prefix, n)| entry_json(prefix, n)).collect();
-        return output::json(&items);
-    }
-    for (prefix, n) in &rows {
-        let name = format!("{prefix}{}", display_name(n));
-        if args.long {
-            let mtime = DateTime::from_timestamp_nanos(n.mtime_ns).format("%Y-%m-%d %H:%M:%S");
-            println!("{} {:>12} {} {}", mode_string(n), n.size, mtime, name);
-        } else {
-            println!("{name}");
-        }
-    }
-    Ok(())
+    printer.end()
 }
 
-fn collect(
-    repo: &dyn Access,
-    tree: &TreeId,
-    prefix: &str,
-    recursive: bool,
-    out: &mut Vec<(String, Node)>,
-) -> Result<()> {
-    for node in repo.read_tree(tree)? {
-        let sub = match (&node.kind, recursive) {
-            (NodeKind::Dir { tree }, true) => {
-                Some((*tree, format!("{prefix}{}/", String::from_utf8_lossy(&node.name))))
+/// Prints rows as they come: text lines, or the elements of one pretty-printed JSON array.
+struct Printer<W: Write> {
+    out: W,
+    json: bool,
+    long: bool,
+    rows: u64,
+}
+
+impl<W: Write> Printer<W> {
+    fn start(&mut self) -> Result<()> {
+        if self.json {
+            write!(self.out, "[")?;
+        }
+        Ok(())
+    }
+
+    fn row(&mut self, prefix: &str, n: &Node) -> Result<()> {
+        if self.json {
+            // The same bytes as pretty-printing the whole array: each element indented by two spaces.
+            let item = serde_json::to_string_pretty(&entry_json(prefix, n))?;
+            let sep = if self.rows == 0 { "\n" } else { ",\n" };
+            write!(self.out, "{sep}  {}", item.replace('\n', "\n  "))?;
+        } else {
+            let name = format!("{prefix}{}", display_name(n));
+            if self.long {
+                let mtime = DateTime::from_timestamp_nanos(n.mtime_ns).format("%Y-%m-%d %H:%M:%S");
+                writeln!(self.out, "{} {:>12} {} {}", mode_string(n), n.size, mtime, name)?;
+            } else {
+                writeln!(self.out, "{name}")?;
             }
-            _ => None,
-        };
-        out.push((prefix.to_string(), node));
-        if let Some((tree, sub_prefix)) = sub {
-            collect(repo, &tree, &sub_prefix, true, out)?;
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn end(mut self) -> Result<()> {
+        if self.json {
+            writeln!(self.out, "{}]", if self.rows == 0 { "" } else { "\n" })?;
+        }
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
+/// Prints a folder's entries (and, when recursive, its sub-folders' after each of them), a page at a time.
+fn list<W: Write>(repo: &dyn Access, tree: &TreeId, prefix: &str, recursive: bool, out: &mut Printer<W>) -> Result<()> {
+    for page in TreePages::open(repo, tree)? {
+        for node in page? {
+            out.row(prefix, &node)?;
+            if let (NodeKind::Dir { tree }, true) = (&node.kind, recursive) {
+                let sub_prefix = format!("{prefix}{}/", String::from_utf8_lossy(&node.name));
+                list(repo, tree, &sub_prefix, true, out)?;
+            }
         }
     }
     Ok(())

@@ -1,11 +1,13 @@
 //! `cairn restore ID[/path] TARGET`: writes the snapshot root's contents (or the named folder's contents, or
-//! the named file) into TARGET.
+//! the named file) into TARGET. The root of a single-file snapshot is that file, put into TARGET (created
+//! if needed; other files already there are left alone).
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{anyhow, bail, Result};
+use cairn_engine::access::Resolved;
 use cairn_engine::restore::{restore, RestoreOptions, RestoreProgress};
 
 use super::{find_snapshot, split_target, Context, Incomplete};
@@ -17,10 +19,19 @@ pub fn run(ctx: &Context, args: RestoreArgs) -> Result<()> {
     let (config, repo) = ctx.open()?;
     let (id, path) = split_target(&args.source);
     let snap = find_snapshot(repo.as_ref(), &config, id)?;
-    let resolved = repo.resolve_path(&snap.root, path)?;
+    let mut resolved = repo.resolve_path(&snap.root, path)?;
+    let whole = path.trim_matches('/').is_empty();
+    if whole && snap.is_single_file() {
+        let mut nodes = repo.read_tree(&snap.root)?.into_iter();
+        let (Some(node), None) = (nodes.next(), nodes.next()) else {
+            bail!("snapshot {} is recorded as a single file but its root does not hold exactly one entry", snap.id);
+        };
+        std::fs::create_dir_all(&args.target).map_err(|e| anyhow!("{}: {e}", args.target.display()))?;
+        resolved = Resolved { node: Some(node), tree: None };
+    }
     let total = match (&resolved.tree, &resolved.node) {
         (_, Some(node)) if resolved.tree.is_none() => node.size,
-        _ if path.is_empty() || path == "/" => snap.stats.bytes,
+        _ if whole => snap.stats.bytes,
         _ => 0,
     };
     let progress = Arc::new(RestoreProgress::default());
@@ -50,8 +61,14 @@ pub fn run(ctx: &Context, args: RestoreArgs) -> Result<()> {
             secs,
             output::rate(summary.bytes, secs)
         );
+        if summary.fifos + summary.devices > 0 {
+            eprintln!("  recreated {} FIFOs and {} device nodes", summary.fifos, summary.devices);
+        }
         if summary.skipped_special > 0 {
-            eprintln!("  skipped {} special files (FIFOs, sockets, devices)", summary.skipped_special);
+            eprintln!(
+                "  warning: skipped {} special files (sockets; device nodes unless running as root)",
+                summary.skipped_special
+            );
         }
         for e in &summary.errors {
             eprintln!("  error: {e}");

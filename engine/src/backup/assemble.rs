@@ -1,21 +1,28 @@
 //! The assemble stage: one thread collects chunk ids into files and files into folders, and stores each
-//! folder's tree (and the chunk lists of large files) as metadata blobs once everything in it is done.
-//! It holds only the folders that are still open.
+//! folder's tree (and the chunk lists of large files) as metadata blobs.
+//!
+//! Entries arrive in name order and wait in their folder's queue until they and everything before them are
+//! done (a file read, a sub-folder stored); then they go to the folder's [`Pager`], which stores each tree
+//! page as soon as its content-defined end is reached. So an open folder holds its waiting entries (bounded
+//! by the walker's [`Window`](super::window::Window)), at most one page, and the ids of its stored pages —
+//! never all its entries. The bytes are those of `tree::paginate` over the whole folder.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use crossbeam_channel::Receiver;
 
 use super::stats::StageTimes;
+use super::window::Ticket;
 use super::Shared;
 use crate::access::PreparedBlob;
 use crate::compress;
 use crate::crypto::keys::BlobClass;
+use crate::error::Error;
 use crate::ids::{ContentId, TreeId};
 use crate::snapshot::SnapshotStats;
-use crate::tree::{paginate, ChunkList, FileContent, Node, NodeKind, TreeRecord, INLINE_CHUNKS, LIST_FANOUT};
+use crate::tree::{ChunkList, FileContent, Node, NodeKind, Pager, PagerEnd, TreeRecord, INLINE_CHUNKS, LIST_FANOUT};
 
 /// An entry of an open folder: the folder's slot and the entry's position in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -26,8 +33,13 @@ pub(crate) struct FileKey {
 
 /// What the other stages tell the assembler.
 pub(crate) enum Event {
-    /// The walker listed a folder; `pending` of its entries (files to read, sub-folders) will complete later.
-    DirOpened { slot: u64, parent: Option<FileKey>, nodes: Vec<Node>, pending: u32 },
+    /// The walker starts sending the entries of a folder (`parent` is its entry in the parent folder).
+    DirOpened { slot: u64, parent: Option<FileKey> },
+    /// The next entry of a folder, numbered from 0 in name order. A `pending` entry (a file to read, a
+    /// sub-folder) completes later.
+    Entry { key: FileKey, node: Node, pending: bool, ticket: Ticket },
+    /// The folder has no more entries.
+    DirListed { slot: u64 },
     /// A reader finished a file: it has `chunks` chunks and `size` bytes.
     FileRead { key: FileKey, chunks: u32, size: u64 },
     /// A worker named chunk `seq` of a file.
@@ -36,10 +48,22 @@ pub(crate) enum Event {
     EntryFailed { key: FileKey },
 }
 
+/// An entry waiting for itself or an earlier one to complete. `node` is `None` once it failed.
+struct Waiting {
+    node: Option<Node>,
+    done: bool,
+    _ticket: Ticket,
+}
+
 struct OpenDir {
-    nodes: Vec<Option<Node>>,
-    remaining: u32,
     parent: Option<FileKey>,
+    /// The number of the first waiting entry.
+    base: u32,
+    waiting: VecDeque<Waiting>,
+    listed: bool,
+    pager: Pager,
+    /// Pages stored so far.
+    pages: Vec<TreeId>,
 }
 
 #[derive(Default)]
@@ -49,28 +73,36 @@ struct OpenFile {
     expected: Option<(u32, u64)>,
 }
 
-pub(crate) struct Assembler<'a, 'r> {
+/// Stores metadata blobs (trees, chunk lists).
+struct MetaStore<'a, 'r> {
     shared: &'a Shared<'r>,
     level: i32,
+    scratch: Vec<u8>,
+}
+
+pub(crate) struct Assembler<'a, 'r> {
+    shared: &'a Shared<'r>,
+    store: MetaStore<'a, 'r>,
     dirs: HashMap<u64, OpenDir>,
     files: HashMap<FileKey, OpenFile>,
     failed: HashSet<FileKey>,
     stats: SnapshotStats,
+    /// The root stands for a source folder (false: a single-file source, whose root is not counted).
+    root_is_folder: bool,
     root: Option<TreeId>,
-    scratch: Vec<u8>,
 }
 
 impl<'a, 'r> Assembler<'a, 'r> {
-    pub fn new(shared: &'a Shared<'r>, level: i32) -> Self {
+    pub fn new(shared: &'a Shared<'r>, level: i32, root_is_folder: bool) -> Self {
         Self {
             shared,
-            level,
+            store: MetaStore { shared, level, scratch: Vec::new() },
             dirs: HashMap::new(),
             files: HashMap::new(),
             failed: HashSet::new(),
             stats: SnapshotStats::default(),
+            root_is_folder,
             root: None,
-            scratch: Vec::new(),
         }
     }
 
@@ -88,7 +120,7 @@ impl<'a, 'r> Assembler<'a, 'r> {
             return None;
         }
         if !self.dirs.is_empty() {
-            self.shared.fail(crate::error::Error::corrupt("backup", "folders left unfinished"));
+            self.shared.fail(Error::corrupt("backup", "folders left unfinished"));
             return None;
         }
         self.root.map(|root| (root, self.stats))
@@ -96,12 +128,34 @@ impl<'a, 'r> Assembler<'a, 'r> {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::DirOpened { slot, parent, nodes, pending } => {
-                self.dirs
-                    .insert(slot, OpenDir { nodes: nodes.into_iter().map(Some).collect(), remaining: pending, parent });
-                if pending == 0 {
-                    self.finish_dir(slot);
+            Event::DirOpened { slot, parent } => {
+                let dir = OpenDir {
+                    parent,
+                    base: 0,
+                    waiting: VecDeque::new(),
+                    listed: false,
+                    pager: Pager::default(),
+                    pages: Vec::new(),
+                };
+                self.dirs.insert(slot, dir);
+            }
+            Event::Entry { key, node, pending, ticket } => {
+                let Some(dir) = self.dirs.get_mut(&key.slot) else {
+                    return self.shared.fail(Error::corrupt("backup", "entry of a folder not open"));
+                };
+                if key.at as usize != dir.base as usize + dir.waiting.len() {
+                    return self.shared.fail(Error::corrupt("backup", "entries out of order"));
                 }
+                dir.waiting.push_back(Waiting { node: Some(node), done: !pending, _ticket: ticket });
+                if !pending {
+                    self.advance(key.slot);
+                }
+            }
+            Event::DirListed { slot } => {
+                if let Some(dir) = self.dirs.get_mut(&slot) {
+                    dir.listed = true;
+                }
+                self.advance(slot);
             }
             Event::FileRead { key, chunks, size } => {
                 if !self.failed.contains(&key) {
@@ -125,12 +179,20 @@ impl<'a, 'r> Assembler<'a, 'r> {
             Event::EntryFailed { key } => {
                 self.files.remove(&key);
                 self.failed.insert(key);
-                if let Some(dir) = self.dirs.get_mut(&key.slot) {
-                    dir.nodes[key.at as usize] = None;
+                if let Some(entry) = self.waiting_mut(key) {
+                    entry.node = None;
+                    entry.done = true;
                 }
-                self.entry_done(key);
+                self.advance(key.slot);
             }
         }
+    }
+
+    /// The waiting entry `key`, if its folder is open and it has not left the queue.
+    fn waiting_mut(&mut self, key: FileKey) -> Option<&mut Waiting> {
+        let dir = self.dirs.get_mut(&key.slot)?;
+        let at = key.at.checked_sub(dir.base)?;
+        dir.waiting.get_mut(at as usize)
     }
 
     fn try_finish_file(&mut self, key: FileKey) {
@@ -141,16 +203,84 @@ impl<'a, 'r> Assembler<'a, 'r> {
         }
         let file = self.files.remove(&key).expect("present");
         let ids: Vec<ContentId> = file.ids.into_iter().flatten().collect();
-        let content = self.file_content(ids);
-        if let Some(node) = self.dirs.get_mut(&key.slot).and_then(|d| d.nodes[key.at as usize].as_mut()) {
-            node.kind = NodeKind::File { content };
-            node.size = size;
+        let content = self.store.file_content(ids);
+        if let Some(entry) = self.waiting_mut(key) {
+            if let Some(node) = entry.node.as_mut() {
+                node.kind = NodeKind::File { content };
+                node.size = size;
+            }
+            entry.done = true;
         }
         self.shared.progress.files_done.fetch_add(1, Relaxed);
         self.shared.progress.bytes_done.fetch_add(size, Relaxed);
-        self.entry_done(key);
+        self.advance(key.slot);
     }
 
+    /// Moves the done entries at the front of folder `slot` into its pages; stores the folder's tree when
+    /// it is listed and nothing waits, and goes on with its parent the same way.
+    fn advance(&mut self, mut slot: u64) {
+        loop {
+            let Some(dir) = self.dirs.get_mut(&slot) else { return };
+            while dir.waiting.front().is_some_and(|w| w.done) {
+                let Some(entry) = dir.waiting.pop_front() else { break };
+                dir.base += 1;
+                let Some(node) = entry.node else { continue };
+                count(&mut self.stats, &node);
+                for page in dir.pager.push(node) {
+                    dir.pages.push(self.store.store_meta(&TreeRecord::Entries(page).encode()));
+                }
+            }
+            if !dir.listed || !dir.waiting.is_empty() {
+                return;
+            }
+            let Some(dir) = self.dirs.remove(&slot) else { return };
+            let record = match dir.pager.finish() {
+                PagerEnd::Whole(nodes) => TreeRecord::Entries(nodes),
+                PagerEnd::LastPage(last) => {
+                    let mut pages = dir.pages;
+                    if let Some(page) = last {
+                        pages.push(self.store.store_meta(&TreeRecord::Entries(page).encode()));
+                    }
+                    TreeRecord::Pages(pages)
+                }
+            };
+            let id = self.store.store_meta(&record.encode());
+            let Some(parent) = dir.parent else {
+                if self.root_is_folder {
+                    self.stats.dirs += 1;
+                }
+                self.root = Some(id);
+                return;
+            };
+            if let Some(entry) = self.waiting_mut(parent) {
+                if let Some(node) = entry.node.as_mut() {
+                    node.kind = NodeKind::Dir { tree: id };
+                }
+                entry.done = true;
+            }
+            slot = parent.slot;
+        }
+    }
+}
+
+/// Adds an entry that goes into a tree to the snapshot's counts.
+fn count(stats: &mut SnapshotStats, n: &Node) {
+    match &n.kind {
+        NodeKind::File { content } => {
+            stats.files += 1;
+            stats.bytes += n.size;
+            stats.chunks_total += match content {
+                FileContent::Inline(ids) => ids.len() as u64,
+                FileContent::List { chunks, .. } => *chunks,
+            };
+        }
+        NodeKind::Dir { .. } => stats.dirs += 1,
+        NodeKind::Symlink { .. } => stats.symlinks += 1,
+        NodeKind::Special { .. } => {}
+    }
+}
+
+impl MetaStore<'_, '_> {
     /// Inline ids for small files; a tree of chunk lists for large ones.
     fn file_content(&mut self, ids: Vec<ContentId>) -> FileContent {
         if ids.len() <= INLINE_CHUNKS {
@@ -169,59 +299,6 @@ impl<'a, 'r> Assembler<'a, 'r> {
             }
             current = lists;
             level += 1;
-        }
-    }
-
-    fn entry_done(&mut self, key: FileKey) {
-        let Some(dir) = self.dirs.get_mut(&key.slot) else { return };
-        dir.remaining -= 1;
-        if dir.remaining == 0 {
-            self.finish_dir(key.slot);
-        }
-    }
-
-    /// Stores a finished folder's tree and completes its entry in the parent, repeatedly up the tree.
-    fn finish_dir(&mut self, mut slot: u64) {
-        loop {
-            let dir = self.dirs.remove(&slot).expect("open folder");
-            let nodes: Vec<Node> = dir.nodes.into_iter().flatten().collect();
-            for n in &nodes {
-                match &n.kind {
-                    NodeKind::File { content } => {
-                        self.stats.files += 1;
-                        self.stats.bytes += n.size;
-                        self.stats.chunks_total += match content {
-                            FileContent::Inline(ids) => ids.len() as u64,
-                            FileContent::List { chunks, .. } => *chunks,
-                        };
-                    }
-                    NodeKind::Dir { .. } => self.stats.dirs += 1,
-                    NodeKind::Symlink { .. } => self.stats.symlinks += 1,
-                    NodeKind::Special { .. } => {}
-                }
-            }
-            let pages = paginate(nodes);
-            let record = if pages.len() == 1 {
-                TreeRecord::Entries(pages.into_iter().next().expect("one page"))
-            } else {
-                let ids = pages.into_iter().map(|p| self.store_meta(&TreeRecord::Entries(p).encode())).collect();
-                TreeRecord::Pages(ids)
-            };
-            let id = self.store_meta(&record.encode());
-            let Some(parent) = dir.parent else {
-                self.stats.dirs += 1; // the root
-                self.root = Some(id);
-                return;
-            };
-            let Some(pdir) = self.dirs.get_mut(&parent.slot) else { return };
-            if let Some(node) = pdir.nodes[parent.at as usize].as_mut() {
-                node.kind = NodeKind::Dir { tree: id };
-            }
-            pdir.remaining -= 1;
-            if pdir.remaining > 0 {
-                return;
-            }
-            slot = parent.slot;
         }
     }
 

@@ -10,15 +10,22 @@
 //! (`crate::session`); for a repository server client it sends compressed blobs over the network.
 //!
 //! File data in flight is bounded by a byte budget (see [`budget`]); every queue is bounded, so memory
-//! stays flat however large the input. Files whose size, mtime, ctime and inode match the parent snapshot
+//! stays flat however large the input — also within one folder: its names are sorted in runs spilled to a
+//! temporary file, entries stream from the walker to the assembler within a bounded window, and the
+//! assembler stores each tree page as soon as it is complete (see `walk`, `names`, `window`, `assemble`).
+//! Files whose size, mtime, ctime and inode match the parent snapshot
 //! are not read: their chunk lists are reused. Writes are ordered packs → index blobs → snapshot, so an
 //! interrupted backup leaves only unreferenced packs behind, and the repository stays consistent.
 
 mod assemble;
 mod budget;
+mod names;
 mod read;
 pub mod stats;
+#[cfg(test)]
+mod tests;
 mod walk;
+mod window;
 mod worker;
 
 use std::collections::BTreeMap;
@@ -39,7 +46,7 @@ pub use stats::{Progress, StageReport};
 
 /// What to back up and how.
 pub struct BackupOptions {
-    /// The folder to back up.
+    /// The folder or file to back up (a file is recorded as a root folder holding only it).
     pub path: PathBuf,
     /// Recorded owner of the snapshot (`user@host:path`).
     pub source: Source,
@@ -55,6 +62,11 @@ pub struct BackupOptions {
     pub readers: usize,
     /// Set to stop the backup early; nothing is recorded.
     pub cancel: Arc<AtomicBool>,
+    /// Names of one folder sorted in memory; a larger folder is sorted in runs of this many, spilled to a
+    /// temporary file and merged. Only tests change it.
+    pub names_in_memory: usize,
+    /// Entries listed but not yet in a tree page, at most (see `window`). Only tests change it.
+    pub entry_window: usize,
 }
 
 impl BackupOptions {
@@ -71,6 +83,8 @@ impl BackupOptions {
             workers: cores,
             readers: 2,
             cancel: Arc::new(AtomicBool::new(false)),
+            names_in_memory: names::DEFAULT_RUN,
+            entry_window: window::DEFAULT_WINDOW,
         }
     }
 }
@@ -135,9 +149,7 @@ pub fn run_backup(repo: &dyn Access, options: BackupOptions, progress: Arc<Progr
     let started = Instant::now();
     let start_time = Utc::now();
     let root_meta = std::fs::metadata(&options.path).map_err(|e| Error::local(&options.path, e))?;
-    if !root_meta.is_dir() {
-        return Err(Error::InvalidArgument(format!("{} is not a folder", options.path.display())));
-    }
+    let root_is_folder = root_meta.is_dir();
     let shared = Shared {
         access: repo,
         session: repo.open_session(progress.clone())?,
@@ -160,7 +172,7 @@ pub fn run_backup(repo: &dyn Access, options: BackupOptions, progress: Arc<Progr
 
     let assembled = std::thread::scope(|scope| {
         let shared = &shared;
-        let assembler = scope.spawn(move || assemble::Assembler::new(shared, level).run(event_rx));
+        let assembler = scope.spawn(move || assemble::Assembler::new(shared, level, root_is_folder).run(event_rx));
         for _ in 0..options.readers.max(1) {
             let (rx, tx, events, budget) = (file_rx.clone(), chunk_tx.clone(), event_tx.clone(), budget.clone());
             scope.spawn(move || read::run_reader(shared, &budget, rx, tx, events));
@@ -186,7 +198,12 @@ pub fn run_backup(repo: &dyn Access, options: BackupOptions, progress: Arc<Progr
             });
         }
         let walk_start = Instant::now();
-        walk::Walker::new(shared, file_tx, event_tx).run(&options.path, parent_root);
+        let window = window::Window::new(options.entry_window);
+        walk::Walker::new(shared, file_tx, event_tx, window, options.names_in_memory).run(
+            &options.path,
+            root_meta,
+            parent_root,
+        );
         stats::StageTimes::add(&progress.stages.walk, walk_start);
         progress.walk_done.store(true, Ordering::Relaxed);
         assembler.join().expect("assembler thread panicked")

@@ -1,19 +1,28 @@
-//! The walk stage: visits the source folder depth-first in name order, records every entry's metadata,
-//! reuses the chunk lists of files unchanged since the parent snapshot, and hands the rest to the readers.
+//! The walk stage: visits the source depth-first in name order, records every entry's metadata, reuses the
+//! chunk lists of files unchanged since the parent snapshot, and hands the rest to the readers.
+//!
+//! Entries stream out one at a time, so a folder of any size costs bounded memory here: its names come
+//! from [`names::list_sorted`] (spilled to a temporary file beyond one run), its counterpart in the parent
+//! snapshot is read a page at a time, and each entry goes to the assembler as soon as it is seen (within
+//! the [`Window`]). A sub-folder is walked where it appears in its parent's order. A source that is a single
+//! file is recorded as a root folder holding just that file.
 
-use std::collections::HashMap;
-use std::ffi::OsString;
 use std::fs::{self, Metadata};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 
 use crossbeam_channel::Sender;
 
 use super::assemble::{Event, FileKey};
+use super::names;
 use super::read::FileJob;
+use super::window::Window;
 use super::Shared;
+use crate::entries::SortedLookup;
+use crate::error::Error;
 use crate::ids::{ContentId, TreeId};
 use crate::tree::{FileContent, Node, NodeKind};
 
@@ -21,8 +30,16 @@ pub(crate) struct Walker<'a, 'r> {
     shared: &'a Shared<'r>,
     files: Sender<FileJob>,
     events: Sender<Event>,
+    window: Arc<Window>,
+    /// Names of one folder sorted in memory before they are spilled to a temporary file.
+    names_in_memory: usize,
+    /// Folders the walk is inside of, below the root.
+    depth: usize,
     next_slot: u64,
 }
+
+/// The pipeline is shutting down (a channel closed or the backup stopped).
+struct Closed;
 
 /// A placeholder tree id for folders whose tree is not built yet.
 const PENDING: ContentId = ContentId([0; 32]);
@@ -47,16 +64,37 @@ fn node_from(name: Vec<u8>, meta: &Metadata, kind: NodeKind) -> Node {
 }
 
 impl<'a, 'r> Walker<'a, 'r> {
-    pub fn new(shared: &'a Shared<'r>, files: Sender<FileJob>, events: Sender<Event>) -> Self {
-        Self { shared, files, events, next_slot: 0 }
+    pub fn new(
+        shared: &'a Shared<'r>,
+        files: Sender<FileJob>,
+        events: Sender<Event>,
+        window: Arc<Window>,
+        names_in_memory: usize,
+    ) -> Self {
+        Self { shared, files, events, window, names_in_memory, depth: 0, next_slot: 0 }
     }
 
-    /// Walks the whole source. A failure to read the root folder is fatal; anything below is recorded
-    /// and skipped.
-    pub fn run(mut self, root: &Path, parent_root: Option<TreeId>) {
+    /// Walks the whole source (`root_meta` is its metadata, symlinks followed). A failure to read the root
+    /// folder is fatal; anything below is recorded and skipped.
+    pub fn run(mut self, root: &Path, root_meta: Metadata, parent_root: Option<TreeId>) {
         let slot = self.next_slot();
-        if let Err(e) = self.walk_dir(root, slot, None, parent_root) {
-            self.shared.fail(crate::error::Error::local(root, e));
+        if root_meta.is_dir() {
+            if let Err(e) = self.walk_dir(root, slot, None, parent_root) {
+                self.shared.fail(Error::local(root, e));
+            }
+            return;
+        }
+        let Some(name) = root.file_name() else {
+            self.shared.fail(Error::InvalidArgument(format!("{} names no file", root.display())));
+            return;
+        };
+        if self.events.send(Event::DirOpened { slot, parent: None }).is_err() {
+            return;
+        }
+        let mut parent = self.parent_lookup(parent_root.as_ref());
+        let entry = Listed { name: name.as_bytes().to_vec(), path: root, meta: Some(root_meta) };
+        if self.visit(slot, 0, entry, &mut parent).is_ok() {
+            let _ = self.events.send(Event::DirListed { slot });
         }
     }
 
@@ -65,15 +103,15 @@ impl<'a, 'r> Walker<'a, 'r> {
         self.next_slot
     }
 
-    fn parent_nodes(&self, tree: Option<TreeId>) -> HashMap<Vec<u8>, Node> {
-        let Some(tree) = tree else { return HashMap::new() };
-        match self.shared.access.read_tree(&tree) {
-            Ok(nodes) => nodes.into_iter().map(|n| (n.name.clone(), n)).collect(),
-            Err(e) => {
-                tracing::warn!("parent snapshot tree {tree} unreadable, re-reading files: {e}");
-                HashMap::new()
-            }
-        }
+    /// The parent snapshot's entries of this folder, by name; none when they cannot be read.
+    fn parent_lookup(&self, tree: Option<&TreeId>) -> SortedLookup<'a> {
+        SortedLookup::open(self.shared.access, tree).unwrap_or_else(|e| {
+            tracing::warn!(
+                "parent snapshot tree {} unreadable, re-reading files: {e}",
+                tree.map(|t| t.to_hex()).unwrap_or_default()
+            );
+            SortedLookup::empty()
+        })
     }
 
     /// The parent's content for a file that has not changed, if its chunks are all still indexed.
@@ -90,6 +128,8 @@ impl<'a, 'r> Walker<'a, 'r> {
         (same && indexed).then(|| content.clone())
     }
 
+    /// Lists a folder (entirely, before anything is sent, so a listing error leaves nothing half-sent) and
+    /// sends its entries in name order.
     fn walk_dir(
         &mut self,
         path: &Path,
@@ -97,92 +137,127 @@ impl<'a, 'r> Walker<'a, 'r> {
         link: Option<FileKey>,
         parent_tree: Option<TreeId>,
     ) -> std::io::Result<()> {
-        let mut names: Vec<OsString> =
-            fs::read_dir(path)?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>()?;
-        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        let parent = self.parent_nodes(parent_tree);
-        let progress = &self.shared.progress;
-
-        let mut nodes = Vec::with_capacity(names.len());
-        let mut reads: Vec<(u32, u64)> = Vec::new();
-        let mut subdirs: Vec<(u32, Option<TreeId>)> = Vec::new();
-        for name in names {
-            if self.shared.stopped() {
-                return Ok(());
-            }
-            let child = path.join(&name);
-            let meta = match fs::symlink_metadata(&child) {
-                Ok(meta) => meta,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // vanished since listing
-                Err(e) => {
-                    self.shared.record_error(format!("{}: {e}", child.display()));
-                    continue;
-                }
-            };
-            let name = name.into_vec();
-            let at = nodes.len() as u32;
-            let ft = meta.file_type();
-            let node = if ft.is_file() {
-                let mut node = node_from(name, &meta, NodeKind::File { content: FileContent::Inline(Vec::new()) });
-                progress.files_found.fetch_add(1, Relaxed);
-                progress.bytes_found.fetch_add(node.size, Relaxed);
-                match self.unchanged_content(&node, parent.get(&node.name)) {
-                    Some(content) => {
-                        node.kind = NodeKind::File { content };
-                        progress.files_done.fetch_add(1, Relaxed);
-                        progress.files_unchanged.fetch_add(1, Relaxed);
-                        progress.bytes_done.fetch_add(node.size, Relaxed);
-                    }
-                    None => reads.push((at, node.size)),
-                }
-                node
-            } else if ft.is_dir() {
-                let previous = parent.get(name.as_slice()).and_then(|p| match p.kind {
-                    NodeKind::Dir { tree } => Some(tree),
-                    _ => None,
-                });
-                subdirs.push((at, previous));
-                node_from(name, &meta, NodeKind::Dir { tree: PENDING })
-            } else if ft.is_symlink() {
-                match fs::read_link(&child) {
-                    Ok(target) => {
-                        node_from(name, &meta, NodeKind::Symlink { target: target.into_os_string().into_vec() })
-                    }
-                    Err(e) => {
-                        self.shared.record_error(format!("{}: {e}", child.display()));
-                        continue;
-                    }
-                }
-            } else {
-                node_from(name, &meta, NodeKind::Special { rdev: meta.rdev() })
-            };
-            nodes.push(node);
-        }
-
-        let child_path = |at: &u32| path.join(std::ffi::OsStr::from_bytes(&nodes[*at as usize].name));
-        let file_paths: Vec<_> = reads.iter().map(|(at, _)| child_path(at)).collect();
-        let dir_paths: Vec<_> = subdirs.iter().map(|(at, _)| child_path(at)).collect();
-        let pending = (reads.len() + subdirs.len()) as u32;
-        let opened = Event::DirOpened { slot, parent: link, nodes, pending };
-        if self.events.send(opened).is_err() {
+        let names = names::list_sorted(path, self.names_in_memory)?;
+        let mut parent = self.parent_lookup(parent_tree.as_ref());
+        if self.events.send(Event::DirOpened { slot, parent: link }).is_err() {
             return Ok(());
         }
-        for ((at, size), path) in reads.into_iter().zip(file_paths) {
-            let job = FileJob { key: FileKey { slot, at }, path, size };
-            if self.files.send(job).is_err() {
-                return Ok(());
-            }
-        }
-        for ((at, previous), child) in subdirs.into_iter().zip(dir_paths) {
-            let child_slot = self.next_slot();
-            let key = FileKey { slot, at };
-            if let Err(e) = self.walk_dir(&child, child_slot, Some(key), previous) {
-                self.shared.record_error(format!("{}: {e}", child.display()));
-                if self.events.send(Event::EntryFailed { key }).is_err() {
-                    return Ok(());
+        let mut at: u32 = 0;
+        for name in names {
+            let name = match name {
+                Ok(name) => name,
+                Err(e) => {
+                    // The spilled listing could not be read back: the folder keeps what was sent.
+                    self.shared.record_error(format!("{}: reading the sorted listing back: {e}", path.display()));
+                    break;
                 }
+            };
+            if at == u32::MAX {
+                self.shared.record_error(format!(
+                    "{}: more than {} entries; the rest are left out",
+                    path.display(),
+                    u32::MAX
+                ));
+                break;
+            }
+            let child = path.join(std::ffi::OsStr::from_bytes(&name));
+            match self.visit(slot, at, Listed { name, path: &child, meta: None }, &mut parent) {
+                Ok(true) => at += 1,
+                Ok(false) => {}
+                Err(Closed) => return Ok(()),
             }
         }
+        let _ = self.events.send(Event::DirListed { slot });
         Ok(())
     }
+
+    /// Records one entry as entry `at` of folder `slot`; false when it vanished or could not be read (it is
+    /// left out).
+    fn visit(&mut self, slot: u64, at: u32, entry: Listed<'_>, parent: &mut SortedLookup<'_>) -> Result<bool, Closed> {
+        if self.shared.stopped() {
+            return Err(Closed);
+        }
+        let Listed { name, path, meta } = entry;
+        let meta = match meta.map_or_else(|| fs::symlink_metadata(path), Ok) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false), // vanished since listing
+            Err(e) => {
+                self.shared.record_error(format!("{}: {e}", path.display()));
+                return Ok(false);
+            }
+        };
+        let previous = match parent.find(&name) {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!("parent snapshot page unreadable at {}, re-reading files: {e}", path.display());
+                None
+            }
+        };
+        let progress = &self.shared.progress;
+        let key = FileKey { slot, at };
+        let ft = meta.file_type();
+        let mut read = false;
+        let mut subdir: Option<Option<TreeId>> = None;
+        let node = if ft.is_file() {
+            let mut node = node_from(name, &meta, NodeKind::File { content: FileContent::Inline(Vec::new()) });
+            progress.files_found.fetch_add(1, Relaxed);
+            progress.bytes_found.fetch_add(node.size, Relaxed);
+            match self.unchanged_content(&node, previous) {
+                Some(content) => {
+                    node.kind = NodeKind::File { content };
+                    progress.files_done.fetch_add(1, Relaxed);
+                    progress.files_unchanged.fetch_add(1, Relaxed);
+                    progress.bytes_done.fetch_add(node.size, Relaxed);
+                }
+                None => read = true,
+            }
+            node
+        } else if ft.is_dir() {
+            subdir = Some(previous.and_then(|p| match p.kind {
+                NodeKind::Dir { tree } => Some(tree),
+                _ => None,
+            }));
+            node_from(name, &meta, NodeKind::Dir { tree: PENDING })
+        } else if ft.is_symlink() {
+            match fs::read_link(path) {
+                Ok(target) => {
+                    node_from(name, &meta, NodeKind::Symlink { target: target.as_os_str().as_bytes().to_vec() })
+                }
+                Err(e) => {
+                    self.shared.record_error(format!("{}: {e}", path.display()));
+                    return Ok(false);
+                }
+            }
+        } else {
+            node_from(name, &meta, NodeKind::Special { rdev: meta.rdev() })
+        };
+        let size = node.size;
+        let ticket = self.window.enter(self.depth, || self.shared.stopped()).ok_or(Closed)?;
+        let pending = read || subdir.is_some();
+        self.events.send(Event::Entry { key, node, pending, ticket }).map_err(|_| Closed)?;
+        if read {
+            self.files.send(FileJob { key, path: path.to_path_buf(), size }).map_err(|_| Closed)?;
+        }
+        if let Some(previous) = subdir {
+            let child_slot = self.next_slot();
+            self.depth += 1;
+            let walked = self.walk_dir(path, child_slot, Some(key), previous);
+            self.depth -= 1;
+            if let Err(e) = walked {
+                self.shared.record_error(format!("{}: {e}", path.display()));
+                self.events.send(Event::EntryFailed { key }).map_err(|_| Closed)?;
+            }
+            if self.shared.stopped() {
+                return Err(Closed);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// A name found in a folder: its path, and its metadata when already known.
+struct Listed<'p> {
+    name: Vec<u8>,
+    path: &'p Path,
+    meta: Option<Metadata>,
 }

@@ -1,0 +1,230 @@
+//! Backups of large folders and of single files, on in-memory storage. The tree ids are checked against a
+//! reference built the way the pipeline worked before folders were streamed (list everything, sort, build
+//! every node, `paginate`), so dedup with snapshots made by earlier builds keeps working.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use super::{run_backup, BackupOptions, Progress};
+use crate::access::Access;
+use crate::format::CreateOptions;
+use crate::ids::TreeId;
+use crate::restore::{restore, RestoreOptions, RestoreProgress};
+use crate::snapshot::{Snapshot, Source};
+use crate::storage::MemoryStorage;
+use crate::tree::{paginate, FileContent, Node, NodeKind, TreeRecord};
+use crate::Repository;
+
+fn repository() -> Repository {
+    Repository::create(Arc::new(MemoryStorage::new()), b"pw", &CreateOptions::default()).unwrap()
+}
+
+fn backup(repo: &Repository, path: &Path, names_in_memory: usize, parent: Option<Snapshot>) -> Snapshot {
+    backup_with(repo, path, |o| {
+        o.names_in_memory = names_in_memory;
+        o.parent = parent;
+    })
+}
+
+fn backup_with(repo: &Repository, path: &Path, set: impl FnOnce(&mut BackupOptions)) -> Snapshot {
+    let source = Source { host: "h".into(), user_name: "u".into(), path: path.display().to_string() };
+    let mut options = BackupOptions::new(path.to_path_buf(), source);
+    set(&mut options);
+    let snap = run_backup(repo, options, Arc::new(Progress::default())).unwrap().snapshot;
+    assert!(!snap.incomplete, "{:?}", snap.error_messages);
+    snap
+}
+
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o640) }, 0, "mkfifo {}", path.display());
+}
+
+/// A name that sorts far from where it was created, sometimes not UTF-8.
+fn scrambled(i: u32) -> Vec<u8> {
+    let mut name = format!("{:08x}", i.wrapping_mul(2_654_435_761)).into_bytes();
+    if i.is_multiple_of(11) {
+        name.push(0xfe);
+    }
+    name
+}
+
+/// 20 000 entries at the top (empty and small files, symlinks, FIFOs, sub-folders), names created out of
+/// order.
+fn make_big_folder(root: &Path) -> usize {
+    let mut entries = 0;
+    for i in 0..20_000u32 {
+        let path = root.join(OsStr::from_bytes(&scrambled(i)));
+        match i % 400 {
+            0..=359 => std::fs::write(&path, b"").unwrap(),
+            360..=389 => std::fs::write(&path, format!("small file {i}")).unwrap(),
+            390..=395 => std::os::unix::fs::symlink(format!("../target-{i}"), &path).unwrap(),
+            396 => mkfifo(&path),
+            _ => {
+                std::fs::create_dir(&path).unwrap();
+                for j in 0..5 {
+                    std::fs::write(path.join(format!("inner-{j}")), format!("{i}/{j}")).unwrap();
+                }
+            }
+        }
+        entries += 1;
+    }
+    entries
+}
+
+/// The tree id the pipeline produced before folders were streamed: every node built, then `paginate`.
+/// Handles files smaller than the minimum chunk (one chunk, or none when empty).
+fn reference_tree(repo: &Repository, dir: &Path) -> TreeId {
+    let key = repo.hashing_key();
+    let mut names: Vec<Vec<u8>> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().as_bytes().to_vec()).collect();
+    names.sort();
+    let nodes: Vec<Node> = names
+        .into_iter()
+        .map(|name| {
+            let path = dir.join(OsStr::from_bytes(&name));
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let ft = meta.file_type();
+            let kind = if ft.is_file() {
+                let data = std::fs::read(&path).unwrap();
+                assert!(data.len() < repo.chunker_params().min as usize);
+                let ids = if data.is_empty() { vec![] } else { vec![key.content_id(&data)] };
+                NodeKind::File { content: FileContent::Inline(ids) }
+            } else if ft.is_dir() {
+                NodeKind::Dir { tree: reference_tree(repo, &path) }
+            } else if ft.is_symlink() {
+                NodeKind::Symlink { target: std::fs::read_link(&path).unwrap().as_os_str().as_bytes().to_vec() }
+            } else {
+                NodeKind::Special { rdev: meta.rdev() }
+            };
+            Node {
+                name,
+                kind,
+                mode: meta.mode(),
+                uid: meta.uid(),
+                gid: meta.gid(),
+                mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+                ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+                inode: meta.ino(),
+                size: if ft.is_file() { meta.len() } else { 0 },
+            }
+        })
+        .collect();
+    let pages = paginate(nodes);
+    let record = if pages.len() == 1 {
+        TreeRecord::Entries(pages.into_iter().next().unwrap())
+    } else {
+        TreeRecord::Pages(pages.into_iter().map(|p| key.content_id(&TreeRecord::Entries(p).encode())).collect())
+    };
+    key.content_id(&record.encode())
+}
+
+#[test]
+fn spilled_folder_listing_stores_the_same_trees_as_in_memory() {
+    let src = tempfile::tempdir().unwrap();
+    let entries = make_big_folder(src.path());
+    let repo = repository();
+
+    // Runs of 1 000 names: the top folder is sorted through 20 spilled runs.
+    let spilled = backup(&repo, src.path(), 1_000, None);
+    // One run: sorted in memory, as before.
+    let in_memory = backup(&repo, src.path(), 1 << 20, None);
+    assert_eq!(spilled.root, in_memory.root);
+    assert_eq!(spilled.root, reference_tree(&repo, src.path()), "same bytes as the pre-streaming pipeline");
+    assert!(
+        matches!(TreeRecord::decode(&repo.read_blob(&spilled.root).unwrap()).unwrap(), TreeRecord::Pages(p) if p.len() > 2)
+    );
+    assert_eq!(in_memory.stats.bytes_stored, 0, "the second backup found every tree stored");
+    let s = &spilled.stats;
+    assert_eq!((s.files, s.dirs, s.symlinks), (18_000 + 1_500 + 150 * 5, 150 + 1, 300));
+
+    // The next backup compares against the parent page by page: nothing is read again.
+    let again = backup(&repo, src.path(), 1_000, Some(spilled.clone()));
+    assert_eq!(again.root, spilled.root);
+    assert_eq!(again.stats.files_unchanged, s.files);
+    assert_eq!(again.stats.bytes_read, 0);
+
+    // Restore streams the pages back out.
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("r");
+    let summary = restore(
+        &repo,
+        Some(again.root),
+        None,
+        &target,
+        &RestoreOptions::default(),
+        &RestoreProgress::default(),
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert!(summary.errors.is_empty(), "{:?}", summary.errors);
+    assert_eq!((summary.files, summary.fifos), (s.files, 50));
+    assert_eq!(std::fs::read_dir(&target).unwrap().count(), entries);
+    for i in (0..20_000u32).step_by(7) {
+        let name = scrambled(i);
+        let (a, b) = (src.path().join(OsStr::from_bytes(&name)), target.join(OsStr::from_bytes(&name)));
+        let meta = std::fs::symlink_metadata(&b).unwrap();
+        assert_eq!(std::fs::symlink_metadata(&a).unwrap().mode(), meta.mode(), "{}", a.display());
+        if meta.is_file() {
+            assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        } else if i % 400 == 396 {
+            assert!(meta.file_type().is_fifo());
+        }
+    }
+}
+
+#[test]
+fn a_single_file_source_is_a_root_holding_that_file() {
+    let src = tempfile::tempdir().unwrap();
+    let file = src.path().join("report.txt");
+    std::fs::write(&file, b"quarterly numbers").unwrap();
+    let repo = repository();
+    let snap = backup(&repo, &file, super::names::DEFAULT_RUN, None);
+    let nodes = repo.read_tree(&snap.root).unwrap();
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0].name, b"report.txt");
+    assert_eq!(nodes[0].size, 17);
+    assert_eq!((snap.stats.files, snap.stats.dirs), (1, 0));
+    assert!(snap.is_single_file());
+
+    let again = backup(&repo, &file, super::names::DEFAULT_RUN, Some(snap.clone()));
+    assert_eq!((again.root, again.stats.files_unchanged, again.stats.bytes_read), (snap.root, 1, 0));
+}
+
+/// With a window of one entry (plus one per level of nesting) the walker waits behind every file being read
+/// and every sub-folder: the backup must still finish, with the same trees.
+#[test]
+fn a_one_entry_window_only_slows_the_walk() {
+    let src = tempfile::tempdir().unwrap();
+    let mut seed = 0u8;
+    let mut fill = |dir: &Path, empties: usize| {
+        std::fs::create_dir_all(dir).unwrap();
+        seed += 1;
+        // A file that takes a while to read comes first, so everything after it waits.
+        std::fs::write(dir.join("0-first"), vec![seed; 3 << 20]).unwrap();
+        for i in 0..empties {
+            std::fs::write(dir.join(format!("e{i:05}")), b"").unwrap();
+        }
+    };
+    fill(src.path(), 3_000);
+    let mut deep = src.path().to_path_buf();
+    for level in 0..6 {
+        deep = deep.join(format!("level-{level}"));
+        fill(&deep, 50);
+        fill(&deep.with_extension("sibling"), 20);
+    }
+    let repo = repository();
+    let tight = backup_with(&repo, src.path(), |o| {
+        o.entry_window = 1;
+        o.names_in_memory = 16;
+        o.readers = 1;
+    });
+    let roomy = backup(&repo, src.path(), super::names::DEFAULT_RUN, None);
+    assert_eq!(tight.root, roomy.root);
+    assert_eq!(tight.stats.files, 3_001 + 6 * (51 + 21));
+}
