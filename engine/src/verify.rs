@@ -105,38 +105,41 @@ impl Walk<'_> {
         self.checked.insert(id, found);
     }
 
-    /// Reads a tree (following pages), reporting problems against `path`.
-    fn read_tree(&mut self, snapshot: SnapshotId, path: &str, id: &TreeId) -> Option<Vec<crate::tree::Node>> {
+    /// Reads a tree's record (its entries, or its page ids), reporting problems against `path`.
+    fn read_record(&mut self, snapshot: SnapshotId, path: &str, id: &TreeId) -> Option<TreeRecord> {
         if let Some(detail) = self.locate(id) {
             self.problem(snapshot, path, *id, format!("tree: {detail}"));
             return None;
         }
-        let record = match self.repo.read_blob(id).and_then(|b| TreeRecord::decode(&b)) {
-            Ok(r) => r,
+        match self.repo.read_blob(id).and_then(|b| TreeRecord::decode(&b)) {
+            Ok(r) => Some(r),
             Err(e) => {
                 self.problem(snapshot, path, *id, format!("tree: {e}"));
-                return None;
-            }
-        };
-        match record {
-            TreeRecord::Entries(nodes) => Some(nodes),
-            TreeRecord::Pages(pages) => {
-                let mut all = Vec::new();
-                for page in pages {
-                    match self.repo.read_blob(&page).and_then(|b| TreeRecord::decode(&b)) {
-                        Ok(TreeRecord::Entries(nodes)) => all.extend(nodes),
-                        Ok(TreeRecord::Pages(_)) => self.problem(snapshot, path, page, "nested tree pages".into()),
-                        Err(e) => self.problem(snapshot, path, page, format!("tree page: {e}")),
-                    }
-                }
-                Some(all)
+                None
             }
         }
     }
 
+    /// Walks a folder one stored page at a time, so a huge folder costs one page of memory per level.
     fn walk(&mut self, snapshot: SnapshotId, path: &str, tree: &TreeId) {
         self.report.trees += 1;
-        let Some(nodes) = self.read_tree(snapshot, path, tree) else { return };
+        match self.read_record(snapshot, path, tree) {
+            None => {}
+            Some(TreeRecord::Entries(nodes)) => self.visit(snapshot, path, tree, nodes),
+            Some(TreeRecord::Pages(pages)) => {
+                for page in pages {
+                    match self.repo.read_blob(&page).and_then(|b| TreeRecord::decode(&b)) {
+                        Ok(TreeRecord::Entries(nodes)) => self.visit(snapshot, path, tree, nodes),
+                        Ok(TreeRecord::Pages(_)) => self.problem(snapshot, path, page, "nested tree pages".into()),
+                        Err(e) => self.problem(snapshot, path, page, format!("tree page: {e}")),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Checks the entries of one page of the folder `tree` at `path`.
+    fn visit(&mut self, snapshot: SnapshotId, path: &str, tree: &TreeId, nodes: Vec<crate::tree::Node>) {
         for node in nodes {
             let child = format!("{}/{}", path.trim_end_matches('/'), String::from_utf8_lossy(&node.name));
             match &node.kind {

@@ -176,6 +176,19 @@ fn spilled_folder_listing_stores_the_same_trees_as_in_memory() {
             assert!(meta.file_type().is_fifo());
         }
     }
+
+    // Garbage collection and verification walk the pages too (a page at a time): every page is marked,
+    // nothing referenced is collected, and everything verifies afterwards.
+    let referenced = crate::maintenance::gc::referenced_content(&repo).unwrap();
+    let TreeRecord::Pages(pages) = TreeRecord::decode(&repo.read_blob(&again.root).unwrap()).unwrap() else {
+        panic!("the root is paged")
+    };
+    assert!(pages.iter().all(|p| referenced.contains(p)));
+    crate::maintenance::gc::collect_garbage(&repo, crate::maintenance::Safety::None).unwrap();
+    let options = crate::verify::VerifyOptions { files_percent: 100.0, parallel: 2 };
+    let report = crate::verify::verify_snapshots(&repo, &repo.list_snapshots().unwrap(), &options).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert!(report.files >= s.files, "every file visited: {}", report.files);
 }
 
 #[test]

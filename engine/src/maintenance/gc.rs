@@ -46,34 +46,45 @@ pub fn referenced_content(repo: &Repository) -> Result<HashSet<ContentId>> {
     // of the listed snapshots, also those committed since the repository was opened.
     repo.reload_index()?;
     while let Some(id) = trees.pop() {
-        let nodes = match TreeRecord::decode(&repo.read_blob(&id)?)? {
-            TreeRecord::Entries(nodes) => nodes,
-            TreeRecord::Pages(pages) => {
-                let mut all = Vec::new();
-                for page in pages {
-                    seen.insert(page);
-                    match TreeRecord::decode(&repo.read_blob(&page)?)? {
-                        TreeRecord::Entries(nodes) => all.extend(nodes),
-                        TreeRecord::Pages(_) => return Err(Error::corrupt(format!("tree {id}"), "nested pages")),
-                    }
-                }
-                all
+        // One stored page at a time: a huge folder costs one page of memory, not all its entries.
+        let pages = match TreeRecord::decode(&repo.read_blob(&id)?)? {
+            TreeRecord::Entries(nodes) => {
+                mark_nodes(repo, nodes, &mut seen, &mut trees)?;
+                continue;
             }
+            TreeRecord::Pages(pages) => pages,
         };
-        for node in nodes {
-            match node.kind {
-                NodeKind::Dir { tree } => {
-                    if seen.insert(tree) {
-                        trees.push(tree);
-                    }
-                }
-                NodeKind::File { content: FileContent::Inline(ids) } => seen.extend(ids),
-                NodeKind::File { content: FileContent::List { list, .. } } => mark_list(repo, &list, &mut seen)?,
-                NodeKind::Symlink { .. } | NodeKind::Special { .. } => {}
+        for page in pages {
+            seen.insert(page);
+            match TreeRecord::decode(&repo.read_blob(&page)?)? {
+                TreeRecord::Entries(nodes) => mark_nodes(repo, nodes, &mut seen, &mut trees)?,
+                TreeRecord::Pages(_) => return Err(Error::corrupt(format!("tree {id}"), "nested pages")),
             }
         }
     }
     Ok(seen)
+}
+
+/// Marks what one page of entries references; sub-folders not yet seen go on `trees`.
+fn mark_nodes(
+    repo: &Repository,
+    nodes: Vec<crate::tree::Node>,
+    seen: &mut HashSet<ContentId>,
+    trees: &mut Vec<ContentId>,
+) -> Result<()> {
+    for node in nodes {
+        match node.kind {
+            NodeKind::Dir { tree } => {
+                if seen.insert(tree) {
+                    trees.push(tree);
+                }
+            }
+            NodeKind::File { content: FileContent::Inline(ids) } => seen.extend(ids),
+            NodeKind::File { content: FileContent::List { list, .. } } => mark_list(repo, &list, seen)?,
+            NodeKind::Symlink { .. } | NodeKind::Special { .. } => {}
+        }
+    }
+    Ok(())
 }
 
 fn mark_list(repo: &Repository, id: &ContentId, seen: &mut HashSet<ContentId>) -> Result<()> {
