@@ -520,6 +520,9 @@ pub struct RestoreArgs {
     /// Replace existing files at the target
     #[arg(long)]
     pub overwrite: bool,
+    /// Files and chunk groups fetched at once [default: twice the cores, at least 8]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallel: Option<u16>,
     #[arg(long)]
     pub json: bool,
 }

@@ -38,7 +38,9 @@ pub fn run(ctx: &Context, args: RestoreArgs) -> Result<()> {
     let display = Display::restore(progress.clone(), total, !args.json);
     let started = Instant::now();
     let cancel = AtomicBool::new(false);
-    let options = RestoreOptions { overwrite: args.overwrite, ..RestoreOptions::default() };
+    let defaults = RestoreOptions::default();
+    let options =
+        RestoreOptions { overwrite: args.overwrite, parallel: args.parallel.map_or(defaults.parallel, usize::from) };
     let summary =
         restore(repo.as_ref(), resolved.tree, resolved.node.as_ref(), &args.target, &options, &progress, &cancel);
     drop(display);

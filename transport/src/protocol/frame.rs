@@ -34,6 +34,48 @@ pub fn encode_frame<T: Serialize>(message: &T) -> Vec<u8> {
     out
 }
 
+/// Encodes a `Blobs` reply as the same bytes as [`encode_frame`] would, but as pieces that borrow the
+/// payloads instead of copying them into one buffer: the payloads are most of a read reply's bytes, and
+/// QUIC takes `Bytes` without copying. postcard writes a struct as its fields in order and a byte string
+/// as its length then its bytes, so each blob is its header with an empty payload, minus that empty
+/// payload's one-byte length, then the real length and the payload.
+pub fn encode_blobs_frame(blobs: Vec<super::BlobPayload>) -> Vec<bytes::Bytes> {
+    use super::{BlobPayload, Response};
+    fn without_empty_tail(mut encoded: Vec<u8>) -> Vec<u8> {
+        debug_assert_eq!(encoded.last(), Some(&0));
+        encoded.pop();
+        encoded
+    }
+    let mut current = without_empty_tail(postcard::to_stdvec(&Response::Blobs { blobs: Vec::new() }).expect("encodes"));
+    push_varint(&mut current, blobs.len() as u64);
+    let mut pieces = vec![bytes::Bytes::new()];
+    for blob in blobs {
+        let empty = BlobPayload { compression: blob.compression, raw_len: blob.raw_len, payload: Vec::new() };
+        current.extend(without_empty_tail(postcard::to_stdvec(&empty).expect("encodes")));
+        push_varint(&mut current, blob.payload.len() as u64);
+        pieces.push(bytes::Bytes::from(std::mem::take(&mut current)));
+        pieces.push(bytes::Bytes::from(blob.payload));
+    }
+    if !current.is_empty() {
+        pieces.push(bytes::Bytes::from(current));
+    }
+    let body_len = 1 + pieces.iter().map(|p| p.len()).sum::<usize>();
+    let mut prefix = Vec::with_capacity(5);
+    prefix.extend_from_slice(&(body_len as u32).to_le_bytes());
+    prefix.push(PROTOCOL_VERSION);
+    pieces[0] = bytes::Bytes::from(prefix);
+    pieces
+}
+
+/// postcard's varint: 7 bits a byte, low first, high bit set on all but the last.
+fn push_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
 /// Reads the length prefix of a frame; checks it against the limit before anything is allocated.
 pub fn frame_length(prefix: [u8; 4]) -> Result<usize, FrameError> {
     let len = u32::from_le_bytes(prefix) as usize;
@@ -78,6 +120,30 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    proptest! {
+        /// The piecewise `Blobs` frame is byte for byte the frame postcard would write.
+        #[test]
+        fn blobs_frame_pieces_equal_the_whole_frame(
+            blobs in proptest::collection::vec(
+                (0u8..2, any::<u32>(), proptest::collection::vec(any::<u8>(), 0..300)),
+                0..12,
+            ),
+            big in any::<bool>(),
+        ) {
+            let mut blobs: Vec<crate::protocol::BlobPayload> = blobs
+                .into_iter()
+                .map(|(compression, raw_len, payload)| crate::protocol::BlobPayload { compression, raw_len, payload })
+                .collect();
+            if big {
+                // Lengths whose varints take three bytes.
+                blobs.push(crate::protocol::BlobPayload { compression: 1, raw_len: 1 << 21, payload: vec![7; 70_000] });
+            }
+            let whole = encode_frame(&crate::protocol::Response::Blobs { blobs: blobs.clone() });
+            let pieces: Vec<u8> = encode_blobs_frame(blobs).iter().flat_map(|p| p.iter().copied()).collect();
+            prop_assert_eq!(pieces, whole);
+        }
+    }
     use crate::protocol::{Request, Response};
 
     #[test]

@@ -9,7 +9,7 @@ pub const MAX_BATCH: usize = 4096;
 pub const MAX_READ_BLOBS: usize = 256;
 /// Payload bytes a `Blobs` reply carries at most (it always carries at least one blob): the server answers
 /// a prefix of the ids asked for and the client asks again for the rest.
-pub const MAX_READ_REPLY_BYTES: usize = 4 << 20;
+pub const MAX_READ_REPLY_BYTES: usize = 3 << 20;
 
 /// What a client asks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,7 +15,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{ServerContext, CONNECTION_BUDGET};
 use crate::acl::{owns_source, Readable};
-use crate::protocol::frame::{decode_body, frame_length};
+use crate::protocol::frame::{decode_body, encode_blobs_frame, frame_length};
 use crate::protocol::{
     encode_frame, BlobPayload, ErrorCode, Request, Response, MAX_BATCH, MAX_READ_BLOBS, MAX_READ_REPLY_BYTES,
 };
@@ -103,7 +103,11 @@ impl Conn {
         let mut reserved = None;
         let reply = self.read_and_dispatch(&mut recv, &mut reserved).await;
         let response = reply.unwrap_or_else(|(code, message)| Response::Error { code, message });
-        let _ = send.write_all(&encode_frame(&response)).await;
+        let _ = match response {
+            // A read reply goes out as pieces that own the payloads: no copy into one frame buffer.
+            Response::Blobs { blobs } => send.write_all_chunks(&mut encode_blobs_frame(blobs)).await.map(|_| ()),
+            other => send.write_all(&encode_frame(&other)).await,
+        };
         let _ = send.finish();
         let _ = send.stopped().await;
         // A read reply's bytes count against the budget until the client has them.
@@ -127,7 +131,7 @@ impl Conn {
             ids.truncate(keep);
             total
         };
-        // Twice: the blobs read, then the frame encoded from them.
+        // Twice: the pack range read, then the blobs decrypted from it.
         self.budget
             .clone()
             .acquire_many_owned((2 * bytes).clamp(1, CONNECTION_BUDGET) as u32)
