@@ -154,6 +154,17 @@ impl RemoteRepository {
 
 impl Drop for RemoteRepository {
     fn drop(&mut self) {
+        let stats = self.conn.stats();
+        tracing::debug!(
+            "connection: path MTU {} bytes, {} datagrams sent ({} bytes), {} received ({} bytes), rtt {:?}, lost {} packets",
+            stats.path.current_mtu,
+            stats.udp_tx.datagrams,
+            stats.udp_tx.bytes,
+            stats.udp_rx.datagrams,
+            stats.udp_rx.bytes,
+            stats.path.rtt,
+            stats.path.lost_packets
+        );
         self.conn.close(0u32.into(), b"bye");
         let endpoint = self.endpoint.clone();
         let _ = self
