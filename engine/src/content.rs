@@ -117,10 +117,8 @@ pub fn open_unverified(
     raw_len: u32,
     stored: &[u8],
 ) -> Result<Vec<u8>> {
-    let what = format!("blob {id}");
-    let key = keys.content_key(class, id);
-    let payload = aead::open(&key, &associated_data(id, class, compression), stored, &what)?;
-    compress::decompress(compression, &payload, raw_len as usize, &what)
+    let payload = open_payload(keys, class, id, compression, stored)?;
+    compress::decompress(compression, &payload, raw_len as usize, &format!("blob {id}"))
 }
 
 /// Checks that `plaintext` hashes to `id` under `key`.

@@ -204,22 +204,11 @@ impl Access for Repository {
     }
 
     fn read_blob(&self, id: &ContentId) -> Result<Vec<u8>> {
-        let (compression, raw_len, payload) = self.read_blob_payload(id)?;
-        let plain = crate::compress::decompress(compression, &payload, raw_len as usize, &format!("blob {id}"))?;
-        self.verify_content(id, &plain)?;
-        Ok(plain)
+        self.plaintext(id, self.read_blob_payload(id)?)
     }
 
     fn read_blobs(&self, ids: &[ContentId]) -> Result<Vec<Vec<u8>>> {
-        ids.iter()
-            .zip(self.read_blob_payloads(ids)?)
-            .map(|(id, (compression, raw_len, payload))| {
-                let plain =
-                    crate::compress::decompress(compression, &payload, raw_len as usize, &format!("blob {id}"))?;
-                self.verify_content(id, &plain)?;
-                Ok(plain)
-            })
-            .collect()
+        ids.iter().zip(self.read_blob_payloads(ids)?).map(|(id, payload)| self.plaintext(id, payload)).collect()
     }
 
     fn blob_sizes(&self, ids: &[ContentId]) -> Result<Vec<Option<u32>>> {
@@ -251,6 +240,17 @@ impl Repository {
         let stored = self.storage.get_range(&loc.pack_name(), loc.offset as u64, loc.stored_len as u64)?;
         let payload = content::open_payload(&self.keys, loc.class, id, loc.compression, &stored)?;
         Ok((loc.compression, loc.raw_len, payload))
+    }
+
+    /// A blob's plaintext from its decrypted payload, checked against its id.
+    fn plaintext(
+        &self,
+        id: &ContentId,
+        (compression, raw_len, payload): (Compression, u32, Vec<u8>),
+    ) -> Result<Vec<u8>> {
+        let plain = crate::compress::decompress(compression, &payload, raw_len as usize, &format!("blob {id}"))?;
+        self.verify_content(id, &plain)?;
+        Ok(plain)
     }
 
     /// Checks that `plaintext` is the content named `id`: under the shared hashing key, or under the key of

@@ -301,10 +301,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn pages_are_stable_under_insertion() {
-        let node = |i: u32| Node {
-            name: format!("file{i:07}").into_bytes(),
+    /// An entry with only a name, for tests of page boundaries.
+    fn bare(name: String) -> Node {
+        Node {
+            name: name.into_bytes(),
             kind: NodeKind::Special { rdev: 0 },
             mode: 0,
             uid: 0,
@@ -313,7 +313,12 @@ mod tests {
             ctime_ns: 0,
             inode: 0,
             size: 0,
-        };
+        }
+    }
+
+    #[test]
+    fn pages_are_stable_under_insertion() {
+        let node = |i: u32| bare(format!("file{i:07}"));
         let a: Vec<Node> = (0..30_000).map(node).collect();
         let mut b = a.clone();
         b.insert(15_000, Node { name: b"file0015000a".to_vec(), ..node(0) });
@@ -328,17 +333,7 @@ mod tests {
     /// one-page limit and well beyond it.
     #[test]
     fn pager_matches_paginate() {
-        let node = |i: usize| Node {
-            name: format!("n{i:08}").into_bytes(),
-            kind: NodeKind::Special { rdev: 0 },
-            mode: 0,
-            uid: 0,
-            gid: 0,
-            mtime_ns: 0,
-            ctime_ns: 0,
-            inode: 0,
-            size: 0,
-        };
+        let node = |i: usize| bare(format!("n{i:08}"));
         for n in [0, 1, PAGE_MIN, PAGE_MAX - 1, PAGE_MAX, PAGE_MAX + 1, PAGE_MAX + PAGE_MIN, 3 * PAGE_MAX + 7, 50_000] {
             let nodes: Vec<Node> = (0..n).map(node).collect();
             let expected = paginate(nodes.clone());

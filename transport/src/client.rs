@@ -17,8 +17,8 @@ use cairn_engine::snapshot::Snapshot;
 use cairn_engine::{content, Error, Result};
 use tokio::runtime::{Handle, Runtime};
 
-use crate::protocol::frame::{decode_body, frame_length};
-use crate::protocol::{encode_frame, BlobPayload, ErrorCode, Request, Response, MAX_BATCH, MAX_READ_BLOBS};
+use crate::protocol::frame::{decode_body, encode_request_frame, frame_length};
+use crate::protocol::{BlobPayload, ErrorCode, Request, Response, MAX_BATCH, MAX_READ_BLOBS};
 use crate::server::client_transport;
 use crate::tls::{parse_fingerprint, PinnedVerifier};
 
@@ -62,10 +62,11 @@ fn remote_error(code: ErrorCode, message: String) -> Error {
     }
 }
 
-async fn call(conn: &quinn::Connection, request: &Request) -> Result<Response> {
+async fn call(conn: &quinn::Connection, request: Request) -> Result<Response> {
     let io = |e: String| Error::Remote(format!("connection: {e}"));
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| io(e.to_string()))?;
-    send.write_all(&encode_frame(request)).await.map_err(|e| io(e.to_string()))?;
+    // An upload's payload goes to QUIC as it is, not copied into a frame buffer first.
+    send.write_all_chunks(&mut encode_request_frame(request)).await.map_err(|e| io(e.to_string()))?;
     send.finish().map_err(|e| io(e.to_string()))?;
     let mut prefix = [0u8; 4];
     recv.read_exact(&mut prefix).await.map_err(|e| io(e.to_string()))?;
@@ -115,7 +116,7 @@ impl RemoteRepository {
             }
         })?;
         let hello = Request::Hello { protocol: 1, user: user.to_string(), password: password.to_string() };
-        match runtime.block_on(call(&conn, &hello))? {
+        match runtime.block_on(call(&conn, hello))? {
             Response::Welcome { user, admin, hashing_key, chunker, compression_level, repository_id } => Ok(Self {
                 runtime,
                 endpoint,
@@ -131,7 +132,7 @@ impl RemoteRepository {
         }
     }
 
-    fn request(&self, request: &Request) -> Result<Response> {
+    fn request(&self, request: Request) -> Result<Response> {
         self.runtime.block_on(call(&self.conn, request))
     }
 
@@ -145,7 +146,7 @@ impl RemoteRepository {
 
     /// Repository facts as JSON.
     pub fn status(&self) -> Result<serde_json::Value> {
-        match self.request(&Request::Status)? {
+        match self.request(Request::Status)? {
             Response::Status { json } => serde_json::from_slice(&json).map_err(|e| Error::Remote(e.to_string())),
             other => Err(unexpected(other)),
         }
@@ -187,7 +188,7 @@ impl Access for RemoteRepository {
     }
 
     fn list_snapshots(&self) -> Result<Vec<Snapshot>> {
-        match self.request(&Request::ListSnapshots)? {
+        match self.request(Request::ListSnapshots)? {
             Response::Snapshots { json } => {
                 let mut snaps: Vec<Snapshot> =
                     serde_json::from_slice(&json).map_err(|e| Error::Remote(e.to_string()))?;
@@ -200,21 +201,21 @@ impl Access for RemoteRepository {
 
     fn write_snapshot(&self, snap: &Snapshot) -> Result<()> {
         let json = serde_json::to_vec(snap).map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        match self.request(&Request::PutSnapshot { json })? {
+        match self.request(Request::PutSnapshot { json })? {
             Response::Done => Ok(()),
             other => Err(unexpected(other)),
         }
     }
 
     fn delete_snapshot(&self, id: &SnapshotId) -> Result<()> {
-        match self.request(&Request::DeleteSnapshot { id: *id })? {
+        match self.request(Request::DeleteSnapshot { id: *id })? {
             Response::Done => Ok(()),
             other => Err(unexpected(other)),
         }
     }
 
     fn read_blob(&self, id: &ContentId) -> Result<Vec<u8>> {
-        match self.request(&Request::ReadBlob { id: *id })? {
+        match self.request(Request::ReadBlob { id: *id })? {
             Response::Blob { compression, raw_len, payload } => {
                 self.plaintext(id, &BlobPayload { compression, raw_len, payload })
             }
@@ -228,7 +229,7 @@ impl Access for RemoteRepository {
         let mut rest = ids;
         while !rest.is_empty() {
             let part = &rest[..rest.len().min(MAX_READ_BLOBS)];
-            match self.request(&Request::ReadBlobs { ids: part.to_vec() })? {
+            match self.request(Request::ReadBlobs { ids: part.to_vec() })? {
                 Response::Blobs { blobs } if !blobs.is_empty() && blobs.len() <= part.len() => {
                     for (id, blob) in part.iter().zip(&blobs) {
                         out.push(self.plaintext(id, blob)?);
@@ -244,7 +245,7 @@ impl Access for RemoteRepository {
     fn blob_sizes(&self, ids: &[ContentId]) -> Result<Vec<Option<u32>>> {
         let mut out = Vec::with_capacity(ids.len());
         for part in ids.chunks(MAX_BATCH) {
-            match self.request(&Request::BlobSizes { ids: part.to_vec() })? {
+            match self.request(Request::BlobSizes { ids: part.to_vec() })? {
                 Response::Sizes { sizes } if sizes.len() == part.len() => out.extend(sizes),
                 other => return Err(unexpected(other)),
             }
@@ -289,7 +290,7 @@ impl RemoteSession {
 }
 
 impl RemoteSession {
-    fn request(&self, request: &Request) -> Result<Response> {
+    fn request(&self, request: Request) -> Result<Response> {
         self.handle.block_on(call(&self.conn, request))
     }
 }
@@ -302,7 +303,7 @@ impl BlobSession for RemoteSession {
         };
         let mut missing = std::collections::HashMap::new();
         for part in fresh.chunks(MAX_BATCH) {
-            match self.request(&Request::Claim { ids: part.to_vec() })? {
+            match self.request(Request::Claim { ids: part.to_vec() })? {
                 Response::Claimed { missing: m } if m.len() == part.len() => {
                     missing.extend(part.iter().copied().zip(m))
                 }
@@ -337,7 +338,7 @@ impl BlobSession for RemoteSession {
             .map_err(|_| Error::Remote("upload queue closed".into()))?;
         let (conn, failure) = (self.conn.clone(), self.failure.clone());
         self.handle.spawn(async move {
-            let outcome = match call(&conn, &request).await {
+            let outcome = match call(&conn, request).await {
                 Ok(Response::Done) => Ok(()),
                 Ok(other) => Err(unexpected(other)),
                 Err(e) => Err(e),
@@ -359,7 +360,7 @@ impl BlobSession for RemoteSession {
             .map_err(|_| Error::Remote("upload queue closed".into()))?;
         self.check()?;
         let json = serde_json::to_vec(snapshot).map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        match self.request(&Request::PutSnapshot { json })? {
+        match self.request(Request::PutSnapshot { json })? {
             Response::Done => Ok(()),
             other => Err(unexpected(other)),
         }

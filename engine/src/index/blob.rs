@@ -64,7 +64,13 @@ pub fn encode_index_blob(keys: &KeySet, name: &str, packs: &[(BlobClass, PackId,
         plain.extend_from_slice(id.as_bytes());
     }
     plain.extend_from_slice(&(total as u32).to_le_bytes());
-    for (ordinal, (_, _, entries)) in packs.iter().enumerate() {
+    push_entries(&mut plain, packs.iter().map(|(_, _, entries)| entries.as_slice()));
+    aead::seal(keys.metadata_key(), &aad(name), &plain)
+}
+
+/// The entry table shared by both versions: id, pack ordinal, offset, stored and raw length, compression.
+fn push_entries<'a>(plain: &mut Vec<u8>, packs: impl Iterator<Item = &'a [PackEntry]>) {
+    for (ordinal, entries) in packs.enumerate() {
         for e in entries {
             plain.extend_from_slice(e.id.as_bytes());
             for v in [ordinal as u32, e.offset, e.stored_len, e.raw_len] {
@@ -73,7 +79,6 @@ pub fn encode_index_blob(keys: &KeySet, name: &str, packs: &[(BlobClass, PackId,
             plain.push(e.compression as u8);
         }
     }
-    aead::seal(keys.metadata_key(), &aad(name), &plain)
 }
 
 /// Encodes and seals packs with their retirement marks as the (version 2) index blob `name`.
@@ -88,15 +93,7 @@ pub fn encode_index_blob_v2(keys: &KeySet, name: &str, packs: &[(IndexedPack, Ve
         plain.extend_from_slice(&pack.retired_at.unwrap_or(0).to_le_bytes());
     }
     plain.extend_from_slice(&(total as u32).to_le_bytes());
-    for (ordinal, (_, entries)) in packs.iter().enumerate() {
-        for e in entries {
-            plain.extend_from_slice(e.id.as_bytes());
-            for v in [ordinal as u32, e.offset, e.stored_len, e.raw_len] {
-                plain.extend_from_slice(&v.to_le_bytes());
-            }
-            plain.push(e.compression as u8);
-        }
-    }
+    push_entries(&mut plain, packs.iter().map(|(_, entries)| entries.as_slice()));
     aead::seal(keys.metadata_key(), &aad(name), &plain)
 }
 

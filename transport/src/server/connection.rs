@@ -100,8 +100,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Conn {
     async fn stream(self: Arc<Self>, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
-        let mut reserved = None;
-        let reply = self.read_and_dispatch(&mut recv, &mut reserved).await;
+        let mut held = Vec::new();
+        let reply = self.read_and_dispatch(&mut recv, &mut held).await;
         let response = reply.unwrap_or_else(|(code, message)| Response::Error { code, message });
         let _ = match response {
             // A read reply goes out as pieces that own the payloads: no copy into one frame buffer.
@@ -110,50 +110,45 @@ impl Conn {
         };
         let _ = send.finish();
         let _ = send.stopped().await;
-        // A read reply's bytes count against the budget until the client has them.
-        drop(reserved);
+        // What the request holds (a read's reply bytes) counts against the budget until the client has it.
+        drop(held);
     }
 
-    /// Cuts `ids` to the prefix whose payloads fit in one reply and reserves their bytes in the
-    /// connection's budget.
-    async fn reserve_reply(&self, ids: &mut Vec<ContentId>) -> Result<OwnedSemaphorePermit, (ErrorCode, String)> {
-        let bytes = {
-            let index = self.ctx.repo.index();
-            let (mut total, mut keep) = (0usize, 0usize);
-            for id in ids.iter() {
-                let len = index.get(id).map(|l| l.stored_len as usize).unwrap_or(0);
-                if keep > 0 && total + len > MAX_READ_REPLY_BYTES {
-                    break;
-                }
-                total += len;
-                keep += 1;
-            }
-            ids.truncate(keep);
-            total
-        };
-        // Twice: the pack range read, then the blobs decrypted from it.
+    /// Waits for `bytes` (at least 1, at most the whole budget) of the connection's budget.
+    async fn reserve(&self, bytes: usize) -> Result<OwnedSemaphorePermit, (ErrorCode, String)> {
         self.budget
             .clone()
-            .acquire_many_owned((2 * bytes).clamp(1, CONNECTION_BUDGET) as u32)
+            .acquire_many_owned(bytes.clamp(1, CONNECTION_BUDGET) as u32)
             .await
             .map_err(|_| err(ErrorCode::Internal, "shutting down"))
+    }
+
+    /// How many of `ids` (at least one) fit in one read reply, and the budget their reply needs: twice
+    /// their stored bytes, for the pack range read and the blobs decrypted from it.
+    fn reply_share(&self, ids: &[ContentId]) -> (usize, usize) {
+        let index = self.ctx.repo.index();
+        let (mut total, mut keep) = (0usize, 0usize);
+        for id in ids {
+            let len = index.get(id).map(|l| l.stored_len as usize).unwrap_or(0);
+            if keep > 0 && total + len > MAX_READ_REPLY_BYTES {
+                break;
+            }
+            total += len;
+            keep += 1;
+        }
+        (keep, 2 * total)
     }
 
     async fn read_and_dispatch(
         self: &Arc<Self>,
         recv: &mut quinn::RecvStream,
-        reserved: &mut Option<OwnedSemaphorePermit>,
+        held: &mut Vec<OwnedSemaphorePermit>,
     ) -> Reply {
         let mut prefix = [0u8; 4];
         recv.read_exact(&mut prefix).await.map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
         let len = frame_length(prefix).map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
         // Bounded memory: wait for room in the connection's budget before reading the body.
-        let body_permit = self
-            .budget
-            .clone()
-            .acquire_many_owned(len.min(CONNECTION_BUDGET) as u32)
-            .await
-            .map_err(|_| err(ErrorCode::Internal, "shutting down"))?;
+        let body_permit = self.reserve(len).await?;
         let mut body = vec![0u8; len];
         recv.read_exact(&mut body).await.map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
         let mut request: Request = decode_body(&body).map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
@@ -162,30 +157,24 @@ impl Conn {
             return self.hello(protocol, user, password).await;
         }
         let login = lock(&self.login).clone().ok_or_else(|| err(ErrorCode::NotAuthenticated, "log in first"))?;
-        // Reads hold budget for their reply instead of their (small) request body.
-        if let Request::ReadBlobs { ids } = &mut request {
-            drop(body_permit);
-            *reserved = Some(self.reserve_reply(ids).await?);
-        } else if let Request::ReadBlob { id } = &request {
-            drop(body_permit);
-            *reserved = Some(self.reserve_reply(&mut vec![*id]).await?);
-        } else {
-            // An upload also holds its decompressed plaintext while it is checked.
-            let plaintext = match &request {
-                Request::PutBlob { raw_len, .. } => {
-                    let room = CONNECTION_BUDGET.saturating_sub(len).max(1);
-                    let permit = self.budget.clone().acquire_many_owned((*raw_len as usize).clamp(1, room) as u32);
-                    Some(permit.await.map_err(|_| err(ErrorCode::Internal, "shutting down"))?)
-                }
-                _ => None,
-            };
-            let this = self.clone();
-            return tokio::task::spawn_blocking(move || {
-                let _held = (body_permit, plaintext);
-                this.dispatch(&login, request)
-            })
-            .await
-            .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+        // Reads hold budget for their reply instead of their (small) request body; an upload also holds its
+        // decompressed plaintext while it is checked.
+        match &mut request {
+            Request::ReadBlobs { ids } => {
+                drop(body_permit);
+                let (keep, bytes) = self.reply_share(ids);
+                ids.truncate(keep);
+                held.push(self.reserve(bytes).await?);
+            }
+            Request::ReadBlob { id } => {
+                drop(body_permit);
+                held.push(self.reserve(self.reply_share(std::slice::from_ref(id)).1).await?);
+            }
+            Request::PutBlob { raw_len, .. } => {
+                held.push(body_permit);
+                held.push(self.reserve((*raw_len as usize).min(CONNECTION_BUDGET.saturating_sub(len))).await?);
+            }
+            _ => held.push(body_permit),
         }
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.dispatch(&login, request))
@@ -273,6 +262,33 @@ impl Conn {
         owned.commit(snapshot).map_err(engine_err)
     }
 
+    /// Stored payloads of `ids`, each of which must be reachable from the user's snapshots (one that is not
+    /// refuses them all). Reading a tree or chunk list makes what it references readable.
+    fn read_payloads(&self, login: &Login, ids: &[ContentId]) -> Result<Vec<BlobPayload>, (ErrorCode, String)> {
+        if !login.admin {
+            let readable = lock(&self.readable);
+            if let Some(id) = ids.iter().find(|id| !readable.may_read(id)) {
+                return Err(err(
+                    ErrorCode::PermissionDenied,
+                    format!("blob {id} is not reachable from your snapshots"),
+                ));
+            }
+        }
+        let repo = &self.ctx.repo;
+        let payloads = repo.read_blob_payloads(ids).map_err(engine_err)?;
+        let index = repo.index();
+        let mut blobs = Vec::with_capacity(ids.len());
+        for (id, (compression, raw_len, payload)) in ids.iter().zip(payloads) {
+            if index.get(id).is_some_and(|l| l.class == BlobClass::Metadata) {
+                let plain =
+                    compress::decompress(compression, &payload, raw_len as usize, "metadata").map_err(engine_err)?;
+                lock(&self.readable).learn_from(&plain);
+            }
+            blobs.push(BlobPayload { compression: compression as u8, raw_len, payload });
+        }
+        Ok(blobs)
+    }
+
     fn dispatch(&self, login: &Login, request: Request) -> Reply {
         let repo = &self.ctx.repo;
         match request {
@@ -357,45 +373,15 @@ impl Conn {
                 Ok(Response::Done)
             }
             Request::ReadBlob { id } => {
-                if !login.admin && !lock(&self.readable).may_read(&id) {
-                    return Err(err(
-                        ErrorCode::PermissionDenied,
-                        format!("blob {id} is not reachable from your snapshots"),
-                    ));
-                }
-                let (compression, raw_len, payload) = repo.read_blob_payload(&id).map_err(engine_err)?;
-                if repo.index().get(&id).is_some_and(|l| l.class == BlobClass::Metadata) {
-                    let plain = compress::decompress(compression, &payload, raw_len as usize, "metadata")
-                        .map_err(engine_err)?;
-                    lock(&self.readable).learn_from(&plain);
-                }
-                Ok(Response::Blob { compression: compression as u8, raw_len, payload })
+                let BlobPayload { compression, raw_len, payload } =
+                    self.read_payloads(login, &[id])?.pop().ok_or_else(|| err(ErrorCode::Internal, "no blob read"))?;
+                Ok(Response::Blob { compression, raw_len, payload })
             }
             Request::ReadBlobs { ids } => {
                 if ids.len() > MAX_READ_BLOBS {
                     return Err(err(ErrorCode::BadRequest, format!("more than {MAX_READ_BLOBS} ids")));
                 }
-                if !login.admin {
-                    let readable = lock(&self.readable);
-                    if let Some(id) = ids.iter().find(|id| !readable.may_read(id)) {
-                        return Err(err(
-                            ErrorCode::PermissionDenied,
-                            format!("blob {id} is not reachable from your snapshots"),
-                        ));
-                    }
-                }
-                let payloads = repo.read_blob_payloads(&ids).map_err(engine_err)?;
-                let index = repo.index();
-                let mut blobs = Vec::with_capacity(ids.len());
-                for (id, (compression, raw_len, payload)) in ids.iter().zip(payloads) {
-                    if index.get(id).is_some_and(|l| l.class == BlobClass::Metadata) {
-                        let plain = compress::decompress(compression, &payload, raw_len as usize, "metadata")
-                            .map_err(engine_err)?;
-                        lock(&self.readable).learn_from(&plain);
-                    }
-                    blobs.push(BlobPayload { compression: compression as u8, raw_len, payload });
-                }
-                Ok(Response::Blobs { blobs })
+                Ok(Response::Blobs { blobs: self.read_payloads(login, &ids)? })
             }
             Request::BlobSizes { ids } => {
                 if ids.len() > MAX_BATCH {
