@@ -62,7 +62,8 @@ fn remote_error(code: ErrorCode, message: String) -> Error {
     }
 }
 
-async fn call(conn: &quinn::Connection, request: Request) -> Result<Response> {
+/// Sends one request and returns the response's frame body, undecoded.
+async fn call_body(conn: &quinn::Connection, request: Request<'_>) -> Result<Vec<u8>> {
     let io = |e: String| Error::Remote(format!("connection: {e}"));
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| io(e.to_string()))?;
     // An upload's payload goes to QUIC as it is, not copied into a frame buffer first.
@@ -71,15 +72,23 @@ async fn call(conn: &quinn::Connection, request: Request) -> Result<Response> {
     let mut prefix = [0u8; 4];
     recv.read_exact(&mut prefix).await.map_err(|e| io(e.to_string()))?;
     let len = frame_length(prefix).map_err(|e| io(e.to_string()))?;
-    let mut body = vec![0u8; len];
-    recv.read_exact(&mut body).await.map_err(|e| io(e.to_string()))?;
-    match decode_body::<Response>(&body).map_err(|e| io(e.to_string()))? {
+    crate::wire::read_body(&mut recv, len).await.map_err(io)
+}
+
+/// Decodes a response body; its payloads borrow from `body`. A server error becomes an `Err`.
+fn decode_response(body: &[u8]) -> Result<Response<'_>> {
+    match decode_body::<Response<'_>>(body).map_err(|e| Error::Remote(format!("connection: {e}")))? {
         Response::Error { code, message } => Err(remote_error(code, message)),
         other => Ok(other),
     }
 }
 
-fn unexpected(r: Response) -> Error {
+async fn call(conn: &quinn::Connection, request: Request<'_>) -> Result<Response<'static>> {
+    let body = call_body(conn, request).await?;
+    decode_response(&body).map(Response::into_owned)
+}
+
+fn unexpected(r: Response<'_>) -> Error {
     Error::Remote(format!("unexpected reply {:?}", std::mem::discriminant(&r)))
 }
 
@@ -132,12 +141,12 @@ impl RemoteRepository {
         }
     }
 
-    fn request(&self, request: Request) -> Result<Response> {
+    fn request(&self, request: Request<'_>) -> Result<Response<'static>> {
         self.runtime.block_on(call(&self.conn, request))
     }
 
     /// A blob's plaintext from its payload as sent. Trust nothing: it must hash to the id asked for.
-    fn plaintext(&self, id: &ContentId, blob: &BlobPayload) -> Result<Vec<u8>> {
+    fn plaintext(&self, id: &ContentId, blob: &BlobPayload<'_>) -> Result<Vec<u8>> {
         let compression = compress::Compression::from_byte(blob.compression)?;
         let plain = compress::decompress(compression, &blob.payload, blob.raw_len as usize, &format!("blob {id}"))?;
         content::verify_id(&self.hashing, id, &plain)?;
@@ -215,7 +224,8 @@ impl Access for RemoteRepository {
     }
 
     fn read_blob(&self, id: &ContentId) -> Result<Vec<u8>> {
-        match self.request(Request::ReadBlob { id: *id })? {
+        let body = self.runtime.block_on(call_body(&self.conn, Request::ReadBlob { id: *id }))?;
+        match decode_response(&body)? {
             Response::Blob { compression, raw_len, payload } => {
                 self.plaintext(id, &BlobPayload { compression, raw_len, payload })
             }
@@ -229,7 +239,9 @@ impl Access for RemoteRepository {
         let mut rest = ids;
         while !rest.is_empty() {
             let part = &rest[..rest.len().min(MAX_READ_BLOBS)];
-            match self.request(Request::ReadBlobs { ids: part.to_vec() })? {
+            // The payloads are decompressed straight from the reply body.
+            let body = self.runtime.block_on(call_body(&self.conn, Request::ReadBlobs { ids: part.to_vec() }))?;
+            match decode_response(&body)? {
                 Response::Blobs { blobs } if !blobs.is_empty() && blobs.len() <= part.len() => {
                     for (id, blob) in part.iter().zip(&blobs) {
                         out.push(self.plaintext(id, blob)?);
@@ -290,7 +302,7 @@ impl RemoteSession {
 }
 
 impl RemoteSession {
-    fn request(&self, request: Request) -> Result<Response> {
+    fn request(&self, request: Request<'_>) -> Result<Response<'static>> {
         self.handle.block_on(call(&self.conn, request))
     }
 }
@@ -330,7 +342,7 @@ impl BlobSession for RemoteSession {
             id: blob.id,
             compression: blob.compression as u8,
             raw_len: blob.plaintext.len() as u32,
-            payload,
+            payload: payload.into(),
         };
         let permit = self
             .handle

@@ -11,5 +11,6 @@ pub mod server;
 pub mod tls;
 pub mod ui;
 pub mod users;
+mod wire;
 
 pub use connection::{ConnectionConfig, ConnectionError};

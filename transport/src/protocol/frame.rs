@@ -1,8 +1,7 @@
 //! Frame codec: `length (u32 LE) · version (1) · postcard(message)`. Decoding never panics and never
 //! allocates more than the frame it was given.
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The only protocol version this build speaks.
 pub const PROTOCOL_VERSION: u8 = 1;
@@ -39,17 +38,17 @@ pub fn encode_frame<T: Serialize>(message: &T) -> Vec<u8> {
 /// QUIC takes `Bytes` without copying. postcard writes a struct as its fields in order and a byte string
 /// as its length then its bytes, so each blob is its header with an empty payload, minus that empty
 /// payload's one-byte length, then the real length and the payload.
-pub fn encode_blobs_frame(blobs: Vec<super::BlobPayload>) -> Vec<bytes::Bytes> {
+pub fn encode_blobs_frame(blobs: Vec<super::BlobPayload<'_>>) -> Vec<bytes::Bytes> {
     use super::{BlobPayload, Response};
     let mut current = without_empty_tail(postcard::to_stdvec(&Response::Blobs { blobs: Vec::new() }).expect("encodes"));
     push_varint(&mut current, blobs.len() as u64);
     let mut pieces = Vec::with_capacity(2 * blobs.len() + 1);
     for blob in blobs {
-        let empty = BlobPayload { compression: blob.compression, raw_len: blob.raw_len, payload: Vec::new() };
+        let empty = BlobPayload { compression: blob.compression, raw_len: blob.raw_len, payload: Default::default() };
         current.extend(without_empty_tail(postcard::to_stdvec(&empty).expect("encodes")));
         push_varint(&mut current, blob.payload.len() as u64);
         pieces.push(bytes::Bytes::from(std::mem::take(&mut current)));
-        pieces.push(bytes::Bytes::from(blob.payload));
+        pieces.push(bytes::Bytes::from(blob.payload.into_owned()));
     }
     if !current.is_empty() {
         pieces.push(bytes::Bytes::from(current));
@@ -59,14 +58,14 @@ pub fn encode_blobs_frame(blobs: Vec<super::BlobPayload>) -> Vec<bytes::Bytes> {
 
 /// Encodes a request as the same bytes as [`encode_frame`], in pieces: an upload's payload (its last field)
 /// is passed on as it is, not copied into the frame.
-pub fn encode_request_frame(request: super::Request) -> Vec<bytes::Bytes> {
+pub fn encode_request_frame(request: super::Request<'_>) -> Vec<bytes::Bytes> {
     use super::Request;
     match request {
         Request::PutBlob { class, id, compression, raw_len, payload } => {
-            let empty = Request::PutBlob { class, id, compression, raw_len, payload: Vec::new() };
+            let empty = Request::PutBlob { class, id, compression, raw_len, payload: Default::default() };
             let mut head = without_empty_tail(postcard::to_stdvec(&empty).expect("encodes"));
             push_varint(&mut head, payload.len() as u64);
-            with_prefix(vec![bytes::Bytes::from(head), bytes::Bytes::from(payload)])
+            with_prefix(vec![bytes::Bytes::from(head), bytes::Bytes::from(payload.into_owned())])
         }
         other => vec![bytes::Bytes::from(encode_frame(&other))],
     }
@@ -111,7 +110,8 @@ pub fn frame_length(prefix: [u8; 4]) -> Result<usize, FrameError> {
 }
 
 /// Decodes a frame body (the bytes after the length prefix).
-pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
+/// Byte-string fields of the message borrow from `body`.
+pub fn decode_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, FrameError> {
     let (&version, rest) = body.split_first().ok_or(FrameError::Truncated)?;
     if version != PROTOCOL_VERSION {
         return Err(FrameError::Version(version));
@@ -124,7 +124,7 @@ pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
 }
 
 /// Decodes a whole frame (length prefix included), as read from a stream.
-pub fn decode_frame<T: DeserializeOwned>(frame: &[u8]) -> Result<T, FrameError> {
+pub fn decode_frame<'a, T: Deserialize<'a>>(frame: &'a [u8]) -> Result<T, FrameError> {
     let prefix: [u8; 4] = frame.get(..4).ok_or(FrameError::Truncated)?.try_into().map_err(|_| FrameError::Truncated)?;
     let len = frame_length(prefix)?;
     let body = frame.get(4..).ok_or(FrameError::Truncated)?;
@@ -155,11 +155,11 @@ mod tests {
         ) {
             let mut blobs: Vec<crate::protocol::BlobPayload> = blobs
                 .into_iter()
-                .map(|(compression, raw_len, payload)| crate::protocol::BlobPayload { compression, raw_len, payload })
+                .map(|(compression, raw_len, payload)| crate::protocol::BlobPayload { compression, raw_len, payload: payload.into() })
                 .collect();
             if big {
                 // Lengths whose varints take three bytes.
-                blobs.push(crate::protocol::BlobPayload { compression: 1, raw_len: 1 << 21, payload: vec![7; 70_000] });
+                blobs.push(crate::protocol::BlobPayload { compression: 1, raw_len: 1 << 21, payload: vec![7; 70_000].into() });
             }
             let whole = encode_frame(&crate::protocol::Response::Blobs { blobs: blobs.clone() });
             let pieces: Vec<u8> = encode_blobs_frame(blobs).iter().flat_map(|p| p.iter().copied()).collect();
@@ -179,7 +179,7 @@ mod tests {
                 id: cairn_engine::ids::ContentId(id),
                 compression: 1,
                 raw_len,
-                payload,
+                payload: payload.into(),
             };
             let whole = encode_frame(&request);
             let pieces: Vec<u8> = encode_request_frame(request).iter().flat_map(|p| p.iter().copied()).collect();
@@ -187,6 +187,25 @@ mod tests {
         }
     }
     use crate::protocol::{Request, Response};
+
+    /// Decoding does not copy payloads: they borrow from the frame.
+    #[test]
+    fn payloads_borrow_from_the_frame() {
+        use std::borrow::Cow;
+        let id = cairn_engine::ids::ContentId([5; 32]);
+        let frame =
+            encode_frame(&Request::PutBlob { class: 0, id, compression: 1, raw_len: 9, payload: vec![1, 2, 3].into() });
+        match decode_frame::<Request>(&frame).unwrap() {
+            Request::PutBlob { payload: Cow::Borrowed(p), .. } => assert_eq!(p, &[1, 2, 3]),
+            other => panic!("{other:?}"),
+        }
+        let blobs = vec![crate::protocol::BlobPayload { compression: 0, raw_len: 2, payload: vec![8, 9].into() }];
+        let frame = encode_frame(&Response::Blobs { blobs });
+        match decode_frame::<Response>(&frame).unwrap() {
+            Response::Blobs { blobs } => assert!(matches!(&blobs[0].payload, Cow::Borrowed(p) if *p == [8, 9])),
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn limits_and_versions() {
@@ -233,9 +252,10 @@ mod tests {
             for request in [
                 Request::Claim { ids: ids.clone() },
                 Request::BlobSizes { ids: ids.clone() },
-                Request::PutBlob { class: 1, id: cairn_engine::ids::ContentId([3; 32]), compression: 1, raw_len: 77, payload: payload.clone() },
+                Request::PutBlob { class: 1, id: cairn_engine::ids::ContentId([3; 32]), compression: 1, raw_len: 77, payload: payload.clone().into() },
             ] {
-                prop_assert_eq!(decode_frame::<Request>(&encode_frame(&request)).unwrap(), request);
+                let frame = encode_frame(&request);
+                prop_assert_eq!(decode_frame::<Request>(&frame).unwrap(), request);
             }
         }
     }

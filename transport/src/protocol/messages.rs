@@ -1,4 +1,8 @@
-//! Request and response messages.
+//! Request and response messages. Payload fields are `Cow` byte strings: decoding borrows them from the
+//! frame body (an upload's payload or a read reply's blobs are most of a frame's bytes, and copying them
+//! out cost the server and the client a pass over every byte), while encoders may own them.
+
+use std::borrow::Cow;
 
 use cairn_engine::ids::{ContentId, SnapshotId};
 use serde::{Deserialize, Serialize};
@@ -13,7 +17,7 @@ pub const MAX_READ_REPLY_BYTES: usize = 3 << 20;
 
 /// What a client asks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Request {
+pub enum Request<'a> {
     /// Must be the first request of a connection.
     Hello {
         protocol: u32,
@@ -30,8 +34,8 @@ pub enum Request {
         id: ContentId,
         compression: u8,
         raw_len: u32,
-        #[serde(with = "serde_bytes")]
-        payload: Vec<u8>,
+        #[serde(borrow, with = "serde_bytes")]
+        payload: Cow<'a, [u8]>,
     },
     /// Snapshots this user may see (JSON array of snapshot records).
     ListSnapshots,
@@ -62,11 +66,11 @@ pub enum Request {
 
 /// One blob in a `Blobs` reply, as stored (zstd frame or raw plaintext).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BlobPayload {
+pub struct BlobPayload<'a> {
     pub compression: u8,
     pub raw_len: u32,
-    #[serde(with = "serde_bytes")]
-    pub payload: Vec<u8>,
+    #[serde(borrow, with = "serde_bytes")]
+    pub payload: Cow<'a, [u8]>,
 }
 
 /// Stable error classes a client branches on.
@@ -91,7 +95,7 @@ pub enum ErrorCode {
 
 /// What the server answers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Response {
+pub enum Response<'a> {
     /// Login accepted: what the client needs to chunk, hash and compress (never an encryption key).
     Welcome {
         user: String,
@@ -112,8 +116,8 @@ pub enum Response {
     Blob {
         compression: u8,
         raw_len: u32,
-        #[serde(with = "serde_bytes")]
-        payload: Vec<u8>,
+        #[serde(borrow, with = "serde_bytes")]
+        payload: Cow<'a, [u8]>,
     },
     Sizes {
         sizes: Vec<Option<u32>>,
@@ -128,6 +132,34 @@ pub enum Response {
     },
     /// Payloads of the first `blobs.len()` ids of a `ReadBlobs`, in order.
     Blobs {
-        blobs: Vec<BlobPayload>,
+        #[serde(borrow)]
+        blobs: Vec<BlobPayload<'a>>,
     },
+}
+
+impl Response<'_> {
+    /// The same response, owning its payloads (copied if they were borrowed).
+    pub fn into_owned(self) -> Response<'static> {
+        let owned = |payload: Cow<'_, [u8]>| Cow::Owned(payload.into_owned());
+        match self {
+            Response::Welcome { user, admin, hashing_key, chunker, compression_level, repository_id } => {
+                Response::Welcome { user, admin, hashing_key, chunker, compression_level, repository_id }
+            }
+            Response::Claimed { missing } => Response::Claimed { missing },
+            Response::Done => Response::Done,
+            Response::Snapshots { json } => Response::Snapshots { json },
+            Response::Blob { compression, raw_len, payload } => {
+                Response::Blob { compression, raw_len, payload: owned(payload) }
+            }
+            Response::Sizes { sizes } => Response::Sizes { sizes },
+            Response::Status { json } => Response::Status { json },
+            Response::Error { code, message } => Response::Error { code, message },
+            Response::Blobs { blobs } => Response::Blobs {
+                blobs: blobs
+                    .into_iter()
+                    .map(|b| BlobPayload { compression: b.compression, raw_len: b.raw_len, payload: owned(b.payload) })
+                    .collect(),
+            },
+        }
+    }
 }

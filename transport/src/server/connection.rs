@@ -45,7 +45,7 @@ struct Conn {
     budget: Arc<Semaphore>,
 }
 
-type Reply = Result<Response, (ErrorCode, String)>;
+type Reply = Result<Response<'static>, (ErrorCode, String)>;
 
 fn err(code: ErrorCode, message: impl Into<String>) -> (ErrorCode, String) {
     (code, message.into())
@@ -149,21 +149,22 @@ impl Conn {
         let len = frame_length(prefix).map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
         // Bounded memory: wait for room in the connection's budget before reading the body.
         let body_permit = self.reserve(len).await?;
-        let mut body = vec![0u8; len];
-        recv.read_exact(&mut body).await.map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
-        let mut request: Request = decode_body(&body).map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
-        drop(body);
+        let body = crate::wire::read_body(recv, len).await.map_err(|e| err(ErrorCode::BadRequest, e))?;
+        // The request borrows its payload from the body; it is decoded again (no copy) on the blocking
+        // thread that handles it, which takes the body along.
+        let request: Request<'_> = decode_body(&body).map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
         if let Request::Hello { protocol, user, password } = request {
             return self.hello(protocol, user, password).await;
         }
         let login = lock(&self.login).clone().ok_or_else(|| err(ErrorCode::NotAuthenticated, "log in first"))?;
         // Reads hold budget for their reply instead of their (small) request body; an upload also holds its
         // decompressed plaintext while it is checked.
-        match &mut request {
+        let mut read_prefix = None;
+        match &request {
             Request::ReadBlobs { ids } => {
                 drop(body_permit);
                 let (keep, bytes) = self.reply_share(ids);
-                ids.truncate(keep);
+                read_prefix = Some(keep);
                 held.push(self.reserve(bytes).await?);
             }
             Request::ReadBlob { id } => {
@@ -177,9 +178,15 @@ impl Conn {
             _ => held.push(body_permit),
         }
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.dispatch(&login, request))
-            .await
-            .map_err(|e| err(ErrorCode::Internal, e.to_string()))?
+        tokio::task::spawn_blocking(move || {
+            let mut request: Request<'_> = decode_body(&body).map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
+            if let (Request::ReadBlobs { ids }, Some(keep)) = (&mut request, read_prefix) {
+                ids.truncate(keep);
+            }
+            this.dispatch(&login, request)
+        })
+        .await
+        .map_err(|e| err(ErrorCode::Internal, e.to_string()))?
     }
 
     async fn hello(self: &Arc<Self>, protocol: u32, user: String, password: String) -> Reply {
@@ -264,7 +271,11 @@ impl Conn {
 
     /// Stored payloads of `ids`, each of which must be reachable from the user's snapshots (one that is not
     /// refuses them all). Reading a tree or chunk list makes what it references readable.
-    fn read_payloads(&self, login: &Login, ids: &[ContentId]) -> Result<Vec<BlobPayload>, (ErrorCode, String)> {
+    fn read_payloads(
+        &self,
+        login: &Login,
+        ids: &[ContentId],
+    ) -> Result<Vec<BlobPayload<'static>>, (ErrorCode, String)> {
         if !login.admin {
             let readable = lock(&self.readable);
             if let Some(id) = ids.iter().find(|id| !readable.may_read(id)) {
@@ -284,12 +295,12 @@ impl Conn {
                     compress::decompress(compression, &payload, raw_len as usize, "metadata").map_err(engine_err)?;
                 lock(&self.readable).learn_from(&plain);
             }
-            blobs.push(BlobPayload { compression: compression as u8, raw_len, payload });
+            blobs.push(BlobPayload { compression: compression as u8, raw_len, payload: payload.into() });
         }
         Ok(blobs)
     }
 
-    fn dispatch(&self, login: &Login, request: Request) -> Reply {
+    fn dispatch(&self, login: &Login, request: Request<'_>) -> Reply {
         let repo = &self.ctx.repo;
         match request {
             Request::Hello { .. } => Err(err(ErrorCode::BadRequest, "already logged in")),
