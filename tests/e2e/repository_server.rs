@@ -266,6 +266,14 @@ fn server_isolated_user_has_no_cross_user_dedup() {
     let direct = owner.path("frank-direct");
     owner.ok(&["restore", franks[0]["id"].as_str().unwrap(), direct.to_str().unwrap()]);
     assert_same_tree(&frank.path("src"), &direct);
+    // An admin restores it through the server too: its client checks his content under his key, which the
+    // server gives admins only.
+    owner.ok(&["server", "user", "add", "root@ops", "--user-password", "root-pw", "--admin"]);
+    let admin = client(&server, "root", "ops", "root-pw");
+    let via = admin.path("frank-via-server");
+    let out = run_as(&admin, "root-pw", &["restore", franks[0]["id"].as_str().unwrap(), via.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_tree(&frank.path("src"), &via);
     // Verification re-hashes his content under his key, and the repository is whole.
     owner.ok(&["snapshot", "verify", "--verify-files-percent", "100"]);
     owner.ok(&["repository", "check", "--read-all-data"]);

@@ -121,3 +121,32 @@ fn blob_reads_follow_snapshot_reachability() {
     let e = bob.read_blobs(&[own[0], ids[3]]).expect_err("mixed batch");
     assert!(matches!(e, cairn_engine::Error::Denied(_)), "{e}");
 }
+
+/// An isolated user's content is named under its own hashing key. An admin reads it through the server
+/// (its client fetches the isolated users' keys to check the content); nobody else may fetch those keys.
+#[test]
+fn admin_reads_isolated_content_and_only_admins_get_tenant_keys() {
+    let repo = Arc::new(Repository::create(Arc::new(MemoryStorage::new()), b"pw", &CreateOptions::default()).unwrap());
+    users::add(&repo, "carol@iso", "carol-pw", false, true).unwrap();
+    users::add(&repo, "root@ops", "root-pw", true, false).unwrap();
+    users::add(&repo, "dave@desk", "dave-pw", false, false).unwrap();
+    let served = serve(repo.clone());
+
+    let dir = tempfile::tempdir().unwrap();
+    let body: Vec<u8> = (0..300_000u32).map(|j| (j.wrapping_mul(7919) >> 3) as u8).collect();
+    std::fs::write(dir.path().join("data"), &body).unwrap();
+    let carol = RemoteRepository::connect(&served.url, &served.fingerprint, "carol@iso", "carol-pw").unwrap();
+    let snap = backup(&carol, dir.path(), "carol", "iso");
+
+    let root = RemoteRepository::connect(&served.url, &served.fingerprint, "root@ops", "root-pw").unwrap();
+    assert_eq!(root.tenant_keys().unwrap().len(), 1);
+    let ids = chunks_of(&root, &snap.root);
+    let got: Vec<u8> = root.read_blobs(&ids).unwrap().concat();
+    assert_eq!(got, body);
+
+    for (user, pw) in [("dave@desk", "dave-pw"), ("carol@iso", "carol-pw")] {
+        let other = RemoteRepository::connect(&served.url, &served.fingerprint, user, pw).unwrap();
+        let e = other.tenant_keys().expect_err("only admins get tenant keys");
+        assert!(matches!(e, cairn_engine::Error::Denied(_)), "{user}: {e}");
+    }
+}

@@ -62,6 +62,9 @@ pub enum Request<'a> {
     ReadBlobs {
         ids: Vec<ContentId>,
     },
+    /// Admins only: the hashing keys of the isolated users that have snapshots, so an admin's client can
+    /// check those users' content when it restores or verifies their snapshots.
+    TenantKeys,
 }
 
 /// One blob in a `Blobs` reply, as stored (zstd frame or raw plaintext).
@@ -135,6 +138,10 @@ pub enum Response<'a> {
         #[serde(borrow)]
         blobs: Vec<BlobPayload<'a>>,
     },
+    /// Hashing keys of the isolated users with snapshots.
+    TenantKeys {
+        keys: Vec<[u8; 32]>,
+    },
 }
 
 impl Response<'_> {
@@ -154,6 +161,7 @@ impl Response<'_> {
             Response::Sizes { sizes } => Response::Sizes { sizes },
             Response::Status { json } => Response::Status { json },
             Response::Error { code, message } => Response::Error { code, message },
+            Response::TenantKeys { keys } => Response::TenantKeys { keys },
             Response::Blobs { blobs } => Response::Blobs {
                 blobs: blobs
                     .into_iter()

@@ -408,6 +408,18 @@ impl Conn {
                     .collect();
                 Ok(Response::Sizes { sizes })
             }
+            Request::TenantKeys => {
+                if !login.admin {
+                    return Err(err(ErrorCode::PermissionDenied, "only an admin may read other users' hashing keys"));
+                }
+                let mut names: Vec<String> =
+                    repo.list_snapshots().map_err(engine_err)?.into_iter().filter_map(|s| s.tenant).collect();
+                names.sort();
+                names.dedup();
+                Ok(Response::TenantKeys {
+                    keys: names.iter().map(|n| *repo.keys().tenant_hashing(n).as_bytes()).collect(),
+                })
+            }
             Request::Status => {
                 let f = repo.format();
                 let json = serde_json::json!({
