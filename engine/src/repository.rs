@@ -37,6 +37,8 @@ pub struct Repository {
     /// Hashing keys of the isolated users whose snapshots are in the repository, loaded when a blob does not
     /// match the shared key.
     tenants: RwLock<Vec<HashingKey>>,
+    /// 1 + the index in `tenants` of the key that matched last (0: the shared key), tried first.
+    tenant_hint: std::sync::atomic::AtomicUsize,
 }
 
 impl Repository {
@@ -57,6 +59,7 @@ impl Repository {
             keys: master.derive(),
             index: Arc::new(RwLock::new(Arc::new(Index::default()))),
             tenants: RwLock::new(Vec::new()),
+            tenant_hint: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -83,6 +86,7 @@ impl Repository {
             keys,
             index: Arc::new(RwLock::new(Arc::new(Index::default()))),
             tenants: RwLock::new(Vec::new()),
+            tenant_hint: std::sync::atomic::AtomicUsize::new(0),
         };
         repo.reload_index()?;
         Ok(repo)
@@ -256,23 +260,39 @@ impl Repository {
     /// Checks that `plaintext` is the content named `id`: under the shared hashing key, or under the key of
     /// an isolated user who has snapshots here (looked up from the snapshot records on the first miss).
     pub fn verify_content(&self, id: &ContentId, plaintext: &[u8]) -> Result<()> {
+        use std::sync::atomic::Ordering::Relaxed;
+        // An isolated user's snapshot is read blob after blob: trying the key that matched last first hashes
+        // its content once, not once under the shared key and again under its own.
+        let hint = self.tenant_hint.load(Relaxed);
+        if hint > 0 {
+            let tenants = self.tenants.read().unwrap_or_else(|p| p.into_inner());
+            if tenants.get(hint - 1).is_some_and(|k| k.content_id(plaintext) == *id) {
+                return Ok(());
+            }
+        }
         if self.keys.hashing.content_id(plaintext) == *id {
+            if hint > 0 {
+                self.tenant_hint.store(0, Relaxed);
+            }
             return Ok(());
         }
-        let matches = |keys: &[HashingKey]| keys.iter().any(|k| k.content_id(plaintext) == *id);
-        if matches(&self.tenants.read().unwrap_or_else(|p| p.into_inner())) {
+        let find = |keys: &[HashingKey]| keys.iter().position(|k| k.content_id(plaintext) == *id);
+        if let Some(at) = find(&self.tenants.read().unwrap_or_else(|p| p.into_inner())) {
+            self.tenant_hint.store(at + 1, Relaxed);
             return Ok(());
         }
         let mut names: Vec<String> = self.list_snapshots()?.into_iter().filter_map(|s| s.tenant).collect();
         names.sort();
         names.dedup();
         let keys: Vec<HashingKey> = names.iter().map(|n| self.keys.tenant_hashing(n)).collect();
-        let found = matches(&keys);
+        let found = find(&keys);
         *self.tenants.write().unwrap_or_else(|p| p.into_inner()) = keys;
-        if found {
-            Ok(())
-        } else {
-            content::verify_id(&self.keys.hashing, id, plaintext)
+        match found {
+            Some(at) => {
+                self.tenant_hint.store(at + 1, Relaxed);
+                Ok(())
+            }
+            None => content::verify_id(&self.keys.hashing, id, plaintext),
         }
     }
 

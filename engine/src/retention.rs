@@ -32,38 +32,37 @@ pub struct KeepRules {
 impl KeepRules {
     /// True when no rule is set (retention keeps everything).
     pub fn is_empty(&self) -> bool {
-        self.latest.is_none() && self.rules().iter().all(|(n, _)| n.is_none())
+        self.latest.is_none() && self.rules().iter().all(|(_, n, _)| n.is_none())
     }
 
-    fn rules(&self) -> [(Option<u32>, Bucket); 5] {
+    /// The time-bucket rules: name, count, bucket.
+    fn rules(&self) -> [(&'static str, Option<u32>, Bucket); 5] {
         [
-            (self.hourly, |t| t.timestamp().div_euclid(3600)),
-            (self.daily, |t| i64::from(t.num_days_from_ce())),
-            (self.weekly, |t| {
+            ("hourly", self.hourly, |t| t.timestamp().div_euclid(3600)),
+            ("daily", self.daily, |t| i64::from(t.num_days_from_ce())),
+            ("weekly", self.weekly, |t| {
                 let w = t.iso_week();
                 i64::from(w.year()) * 100 + i64::from(w.week())
             }),
-            (self.monthly, |t| i64::from(t.year()) * 12 + i64::from(t.month0())),
-            (self.annual, |t| i64::from(t.year())),
+            ("monthly", self.monthly, |t| i64::from(t.year()) * 12 + i64::from(t.month0())),
+            ("annual", self.annual, |t| i64::from(t.year())),
         ]
     }
 }
 
-/// The indexes (into `times`) of snapshots the rules do not keep. `times` are the start times of one
-/// source's snapshots, in any order; ties are broken by position, the later entry counting as newer.
-pub fn select_expired(times: &[DateTime<Utc>], rules: &KeepRules) -> Vec<usize> {
-    if rules.is_empty() {
-        return Vec::new();
-    }
+/// For each of `times` (the start times of one source's snapshots, in any order), the names of the rules
+/// that keep it; an empty list means the snapshot expires. Ties are broken by position, the later entry
+/// counting as newer. With no rule set every list is empty: callers decide what an empty policy means.
+pub fn keep_reasons(times: &[DateTime<Utc>], rules: &KeepRules) -> Vec<Vec<&'static str>> {
     let mut order: Vec<usize> = (0..times.len()).collect();
     order.sort_by(|&a, &b| times[b].cmp(&times[a]).then(b.cmp(&a)));
-    let mut keep = vec![false; times.len()];
+    let mut reasons = vec![Vec::new(); times.len()];
     if let Some(n) = rules.latest {
         for &i in order.iter().take(n as usize) {
-            keep[i] = true;
+            reasons[i].push("latest");
         }
     }
-    for (count, bucket) in rules.rules() {
+    for (name, count, bucket) in rules.rules() {
         let Some(count) = count else { continue };
         let mut seen: Option<i64> = None;
         let mut buckets = 0;
@@ -75,11 +74,21 @@ pub fn select_expired(times: &[DateTime<Utc>], rules: &KeepRules) -> Vec<usize> 
             if seen != Some(b) {
                 seen = Some(b);
                 buckets += 1;
-                keep[i] = true;
+                reasons[i].push(name);
             }
         }
     }
-    let mut expired: Vec<usize> = (0..times.len()).filter(|&i| !keep[i]).collect();
+    reasons
+}
+
+/// The indexes (into `times`) of snapshots the rules do not keep, oldest first. With no rule set nothing
+/// expires.
+pub fn select_expired(times: &[DateTime<Utc>], rules: &KeepRules) -> Vec<usize> {
+    if rules.is_empty() {
+        return Vec::new();
+    }
+    let reasons = keep_reasons(times, rules);
+    let mut expired: Vec<usize> = (0..times.len()).filter(|&i| reasons[i].is_empty()).collect();
     expired.sort_by_key(|&i| times[i]);
     expired
 }

@@ -4,8 +4,9 @@ use cairn_engine::Access;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use cairn_engine::maintenance::expire::RetentionPolicy;
+use cairn_engine::maintenance::expire;
 use cairn_engine::maintenance::{run_maintenance, Safety, DEFAULT_MARGIN};
+use cairn_engine::retention::KeepRules;
 
 use super::Context;
 use crate::args::{ExpireArgs, MaintenanceRunArgs};
@@ -48,7 +49,7 @@ pub fn run(ctx: &Context, args: MaintenanceRunArgs) -> Result<()> {
 }
 
 pub fn expire(ctx: &Context, args: ExpireArgs) -> Result<()> {
-    let policy = RetentionPolicy {
+    let rules = KeepRules {
         latest: args.keep.keep_latest,
         hourly: args.keep.keep_hourly,
         daily: args.keep.keep_daily,
@@ -58,7 +59,7 @@ pub fn expire(ctx: &Context, args: ExpireArgs) -> Result<()> {
     };
     let repo = ctx.open_direct()?;
     let snapshots = repo.list_snapshots()?;
-    let decisions = policy.apply(&snapshots)?;
+    let decisions = expire::decide(&rules, &snapshots)?;
     for d in &decisions {
         if !d.keep && !args.dry_run {
             repo.delete_snapshot(&d.id)?;

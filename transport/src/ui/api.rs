@@ -5,6 +5,7 @@
 use cairn_engine::Access;
 use std::sync::Arc;
 
+use cairn_engine::entries::TreeEntries;
 use cairn_engine::policy::parse_source;
 use cairn_engine::snapshot::Source;
 use cairn_engine::tree::NodeKind;
@@ -37,7 +38,15 @@ pub fn handle(app: &Arc<App>, req: &Request<'_>) -> Result<Reply, ApiError> {
         ("POST", ["sources", "snapshot"]) => snapshot_now(app, req.body),
         ("GET", ["snapshots"]) => list_snapshots(app, param("source")),
         ("GET", ["snapshots", id]) => Reply::ok(jobs::snapshot_json(&app.snapshot(id)?)),
-        ("GET", ["snapshots", id, "browse"]) => browse(app, id, param("path").unwrap_or("")),
+        ("GET", ["snapshots", id, "browse"]) => {
+            let number = |name: &str, default: usize| -> Result<usize, ApiError> {
+                param(name).map_or(Ok(default), |v| {
+                    v.parse().map_err(|_| ApiError::bad_request(format!("{name} must be a whole number, not {v:?}")))
+                })
+            };
+            let page = (number("offset", 0)?, number("limit", BROWSE_PAGE)?.clamp(1, BROWSE_PAGE_MAX));
+            browse(app, id, param("path").unwrap_or(""), page)
+        }
         ("POST", ["restore"]) => restore(app, req.body),
         ("GET", ["policies"]) => {
             let rows: Vec<Value> = app
@@ -152,32 +161,40 @@ fn list_snapshots(app: &App, source: Option<&str>) -> Result<Reply, ApiError> {
     Reply::ok(json!({"snapshots": snaps}))
 }
 
-fn browse(app: &App, id: &str, path: &str) -> Result<Reply, ApiError> {
+/// Entries a browse reply carries unless the client asks for fewer, and the most it may ask for: a folder of
+/// a million entries is listed a page at a time, never held whole.
+const BROWSE_PAGE: usize = 1000;
+const BROWSE_PAGE_MAX: usize = 10_000;
+
+/// Up to `limit` entries of a folder from `offset` on (name order), reading the folder's tree a page at a
+/// time. `next` is the offset of the following page, or null after the last entry.
+fn browse(app: &App, id: &str, path: &str, (offset, limit): (usize, usize)) -> Result<Reply, ApiError> {
     let snap = app.snapshot(id)?;
     let resolved = app.repo.resolve_path(&snap.root, path)?;
     let tree = resolved.tree.ok_or_else(|| ApiError::bad_request(format!("{path} is not a folder")))?;
-    let entries: Vec<Value> = app
-        .repo
-        .read_tree(&tree)?
-        .iter()
-        .map(|n| {
-            let (kind, extra) = match &n.kind {
-                NodeKind::Dir { .. } => ("dir", Value::Null),
-                NodeKind::File { .. } => ("file", Value::Null),
-                NodeKind::Symlink { target } => ("symlink", String::from_utf8_lossy(target).into_owned().into()),
-                NodeKind::Special { .. } => ("special", Value::Null),
-            };
-            json!({
-                "name": String::from_utf8_lossy(&n.name),
-                "type": kind,
-                "size": n.size,
-                "mode": n.mode & 0o7777,
-                "mtime": chrono::DateTime::from_timestamp(n.mtime_ns.div_euclid(1_000_000_000), 0).map(|t| t.to_rfc3339()),
-                "target": extra,
-            })
-        })
-        .collect();
-    Reply::ok(json!({"snapshot": snap.id, "path": path.trim_matches('/'), "entries": entries}))
+    let mut listing = TreeEntries::open(&*app.repo, &tree)?.skip(offset);
+    let mut entries = Vec::new();
+    for node in listing.by_ref().take(limit) {
+        let n = node?;
+        let (kind, extra) = match &n.kind {
+            NodeKind::Dir { .. } => ("dir", Value::Null),
+            NodeKind::File { .. } => ("file", Value::Null),
+            NodeKind::Symlink { target } => ("symlink", String::from_utf8_lossy(target).into_owned().into()),
+            NodeKind::Special { .. } => ("special", Value::Null),
+        };
+        entries.push(json!({
+            "name": String::from_utf8_lossy(&n.name),
+            "type": kind,
+            "size": n.size,
+            "mode": n.mode & 0o7777,
+            "mtime": chrono::DateTime::from_timestamp(n.mtime_ns.div_euclid(1_000_000_000), 0).map(|t| t.to_rfc3339()),
+            "target": extra,
+        }));
+    }
+    let next = listing.next().transpose()?.map(|_| offset + entries.len());
+    Reply::ok(
+        json!({"snapshot": snap.id, "path": path.trim_matches('/'), "offset": offset, "next": next, "entries": entries}),
+    )
 }
 
 #[derive(Deserialize)]
@@ -276,6 +293,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         std::fs::write(dir.path().join("sub/file.txt"), b"hello").unwrap();
+        std::fs::write(dir.path().join("top.txt"), b"x").unwrap();
         let body = json!({"path": dir.path()}).to_string();
         let started = call(&app, "POST", "sources/snapshot", "", &body).unwrap();
         assert_eq!(started.status, 202);
@@ -287,6 +305,17 @@ mod tests {
         let listing = call(&app, "GET", &format!("snapshots/{snap}/browse"), "path=sub", "").unwrap().body;
         assert_eq!(listing["entries"][0]["name"], "file.txt");
         assert_eq!(listing["entries"][0]["size"], 5);
+        assert_eq!(listing["next"], Value::Null);
+        // Pages: one entry at a time, `next` pointing at the following one until the last.
+        let browse = |query: &str| call(&app, "GET", &format!("snapshots/{snap}/browse"), query, "");
+        let first = browse("limit=1").unwrap().body;
+        assert_eq!((first["entries"].as_array().unwrap().len(), first["next"].as_u64()), (1, Some(1)), "{first}");
+        assert_eq!(first["entries"][0]["name"], "sub");
+        let second = browse("limit=1&offset=1").unwrap().body;
+        assert_eq!(second["entries"][0]["name"], "top.txt", "{second}");
+        assert_eq!(second["next"], Value::Null);
+        assert_eq!(browse("offset=2").unwrap().body["entries"].as_array().unwrap().len(), 0);
+        assert_eq!(browse("offset=x").err().unwrap().code, "bad_request");
         let sources = call(&app, "GET", "sources", "", "").unwrap().body;
         assert_eq!(sources["sources"][0]["snapshots"], 1);
         assert_eq!(sources["sources"][0]["lastSnapshot"]["id"], snap.as_str());

@@ -161,9 +161,12 @@ async function selectSource(key, path) {
   await refreshSources();
 }
 
-async function browse(id, path) {
+// Folders come a page at a time (the server sends `next` while entries remain); "More entries" appends
+// the next page.
+async function browse(id, path, offset) {
   try {
-    const data = await api('GET', 'snapshots/' + id + '/browse?path=' + encodeURIComponent(path));
+    const from = offset || 0;
+    const data = await api('GET', 'snapshots/' + id + '/browse?path=' + encodeURIComponent(path) + '&offset=' + from);
     state.snapshot = id;
     state.path = data.path;
     document.getElementById('browser-section').hidden = false;
@@ -177,7 +180,7 @@ async function browse(id, path) {
       crumbs.append(' ', el('a', { onclick: () => browse(id, target) }, part), ' /');
     }
     const body = document.getElementById('entries');
-    body.replaceChildren();
+    if (from === 0) body.replaceChildren();
     for (const e of data.entries) {
       const child = data.path ? data.path + '/' + e.name : e.name;
       const name = e.type === 'dir'
@@ -186,6 +189,9 @@ async function browse(id, path) {
       body.append(el('tr', { 'data-testid': 'entry-row' }, el('td', {}, name), el('td', {}, e.type),
         el('td', {}, e.type === 'file' ? bytes(e.size) : ''), el('td', {}, when(e.mtime))));
     }
+    const more = document.getElementById('browse-more');
+    more.hidden = data.next === null || data.next === undefined;
+    more.onclick = () => browse(id, data.path, data.next);
   } catch (e) {
     say('Browse failed: ' + e.message);
   }
