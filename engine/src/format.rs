@@ -198,6 +198,12 @@ mod tests {
             String::from_utf8(bytes.clone()).unwrap().replace("\"pack_size\": 16777216", "\"pack_size\": 16777217");
         assert!(matches!(Format::from_bytes(text.as_bytes()), Err(Error::Corrupt { .. })));
         assert!(matches!(Format::from_bytes(&bytes[..bytes.len() / 2]), Err(Error::Corrupt { .. })));
+        // Upper case decodes to the same repository id, so it is refused outright (found by the tamper
+        // proptest: a flipped case bit in the id went unnoticed).
+        let id = format.repository_id.to_hex();
+        let upper = String::from_utf8(bytes.clone()).unwrap().replace(&id, &id.to_uppercase());
+        assert_ne!(upper.as_bytes(), &bytes[..]);
+        assert!(matches!(Format::from_bytes(upper.as_bytes()), Err(Error::Corrupt { .. })));
         assert!(matches!(Format::from_bytes(b"garbage"), Err(Error::Corrupt { .. })));
     }
 }

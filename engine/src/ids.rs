@@ -66,7 +66,16 @@ macro_rules! hex_id {
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
                 if d.is_human_readable() {
+                    // Stored records hold the canonical lower-case form only: upper case would decode to
+                    // the same id, so a flipped case bit would go unnoticed by a checksum over the decoded
+                    // record.
                     let text = String::deserialize(d)?;
+                    if text.bytes().any(|b| b.is_ascii_uppercase()) {
+                        return Err(serde::de::Error::custom(format!(
+                            "{text:?} is not a lower-case {}",
+                            stringify!($name)
+                        )));
+                    }
                     Self::from_hex(&text).map_err(serde::de::Error::custom)
                 } else {
                     <[u8; $len]>::deserialize(d).map(Self)

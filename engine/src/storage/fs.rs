@@ -150,9 +150,15 @@ impl Storage for FsStorage {
         let mut file = File::open(self.path_of(name)?).map_err(|e| io_err("get", name, e))?;
         let size = file.metadata().map_err(|e| io_err("get", name, e))?.len();
         check_range(name, offset, length, size)?;
-        let mut buf = vec![0u8; length as usize];
+        // Read into spare capacity: no zero-filling of a buffer the read overwrites anyway.
+        let mut buf = Vec::with_capacity(length as usize);
         file.seek(SeekFrom::Start(offset)).map_err(|e| io_err("get", name, e))?;
-        file.read_exact(&mut buf).map_err(|e| io_err("get", name, e))?;
+        file.take(length).read_to_end(&mut buf).map_err(|e| io_err("get", name, e))?;
+        if buf.len() as u64 != length {
+            let short =
+                std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("{} of {length} bytes", buf.len()));
+            return Err(io_err("get", name, short));
+        }
         Ok(buf)
     }
 
