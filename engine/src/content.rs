@@ -80,6 +80,19 @@ pub fn seal_compressed(
     SealedContent { id, class, compression, raw_len: plaintext.len() as u32, bytes }
 }
 
+/// Opens a stored blob's seal where it lies (see [`aead::open_in_place`]) and returns the range of its
+/// payload, still compressed as `compression` says, within `stored`.
+pub fn open_payload_in_place(
+    keys: &KeySet,
+    class: BlobClass,
+    id: &ContentId,
+    compression: Compression,
+    stored: &mut [u8],
+) -> Result<std::ops::Range<usize>> {
+    let key = keys.content_key(class, id);
+    aead::open_in_place(&key, &associated_data(id, class, compression), stored, &format!("blob {id}"))
+}
+
 /// Opens a stored blob's seal and returns its payload, still compressed as `compression` says.
 pub fn open_payload(
     keys: &KeySet,

@@ -247,12 +247,13 @@ impl Repository {
     }
 
     /// A blob's plaintext from its decrypted payload, checked against its id.
-    fn plaintext(
+    fn plaintext<P: AsRef<[u8]>>(
         &self,
         id: &ContentId,
-        (compression, raw_len, payload): (Compression, u32, Vec<u8>),
+        (compression, raw_len, payload): (Compression, u32, P),
     ) -> Result<Vec<u8>> {
-        let plain = crate::compress::decompress(compression, &payload, raw_len as usize, &format!("blob {id}"))?;
+        let plain =
+            crate::compress::decompress(compression, payload.as_ref(), raw_len as usize, &format!("blob {id}"))?;
         self.verify_content(id, &plain)?;
         Ok(plain)
     }
@@ -300,7 +301,10 @@ impl Repository {
     /// close together in one pack are fetched with one ranged read, which turns a restore of many small
     /// files from one storage request per file into one per run of neighbours (on S3, the difference
     /// between latency-bound and bandwidth-bound).
-    pub fn read_blob_payloads(&self, ids: &[ContentId]) -> Result<Vec<(Compression, u32, Vec<u8>)>> {
+    ///
+    /// Each run is decrypted in place in the buffer it was read into, and the payloads are slices of that
+    /// buffer: no copy per blob.
+    pub fn read_blob_payloads(&self, ids: &[ContentId]) -> Result<Vec<(Compression, u32, bytes::Bytes)>> {
         let index = self.index();
         let mut wanted = Vec::with_capacity(ids.len());
         for (at, id) in ids.iter().enumerate() {
@@ -311,19 +315,33 @@ impl Repository {
         wanted.sort_by(|(_, a), (_, b)| {
             (a.class.to_byte(), a.pack, a.offset).cmp(&(b.class.to_byte(), b.pack, b.offset))
         });
-        let mut out: Vec<Option<(Compression, u32, Vec<u8>)>> = vec![None; ids.len()];
+        let mut out: Vec<Option<(Compression, u32, bytes::Bytes)>> = vec![None; ids.len()];
         for run in coalesce(&wanted) {
             let (_, first) = &run[0];
             let start = first.offset as u64;
             let end = run.iter().map(|(_, l)| l.offset as u64 + l.stored_len as u64).max().unwrap_or(start);
-            let bytes = self.storage.get_range(&first.pack_name(), start, end - start)?;
+            let mut bytes = self.storage.get_range(&first.pack_name(), start, end - start)?;
+            // Where each blob's payload lies in `bytes` once opened. An id asked twice sits at the same offset
+            // (the run is sorted by offset) and is opened once.
+            let mut opened: Vec<(usize, &Location, std::ops::Range<usize>)> = Vec::with_capacity(run.len());
             for (at, loc) in run {
+                if let Some((_, prev, range)) = opened.last() {
+                    if prev.offset == loc.offset {
+                        let range = range.clone();
+                        opened.push((*at, loc, range));
+                        continue;
+                    }
+                }
                 let from = (loc.offset as u64 - start) as usize;
-                let stored = bytes.get(from..from + loc.stored_len as usize).ok_or_else(|| {
+                let stored = bytes.get_mut(from..from + loc.stored_len as usize).ok_or_else(|| {
                     Error::corrupt(format!("pack {}", first.pack_name()), "shorter than its index says")
                 })?;
-                let payload = content::open_payload(&self.keys, loc.class, &ids[*at], loc.compression, stored)?;
-                out[*at] = Some((loc.compression, loc.raw_len, payload));
+                let range = content::open_payload_in_place(&self.keys, loc.class, &ids[*at], loc.compression, stored)?;
+                opened.push((*at, loc, from + range.start..from + range.end));
+            }
+            let bytes = bytes::Bytes::from(bytes);
+            for (at, loc, range) in opened {
+                out[at] = Some((loc.compression, loc.raw_len, bytes.slice(range)));
             }
         }
         Ok(out.into_iter().flatten().collect())

@@ -52,12 +52,39 @@ pub fn open(key: &[u8; 32], aad: &[u8], sealed: &[u8], what: &str) -> Result<Vec
     Ok(buf)
 }
 
+/// Opens a sealed message where it lies: the plaintext is decrypted over the ciphertext, and its range
+/// within `sealed` is returned. Same checks as [`open`]; on failure `sealed` may hold garbage.
+pub fn open_in_place(key: &[u8; 32], aad: &[u8], sealed: &mut [u8], what: &str) -> Result<std::ops::Range<usize>> {
+    if sealed.len() < SEAL_OVERHEAD {
+        return Err(Error::corrupt(what, "sealed data shorter than nonce and tag"));
+    }
+    let (nonce_bytes, rest) = sealed.split_at_mut(NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(nonce_bytes).map_err(|_| Error::corrupt(what, "bad nonce"))?;
+    let plain_len = cipher(key)
+        .open_in_place(nonce, Aad::from(aad), rest)
+        .map_err(|_| Error::corrupt(what, "authentication failed (damaged or tampered data)"))?
+        .len();
+    Ok(NONCE_LEN..NONCE_LEN + plain_len)
+}
+
 #[cfg(test)]
 mod tests {
     use aes_gcm::aead::{Aead, KeyInit, Payload};
     use aes_gcm::{Aes256Gcm, Nonce as RcNonce};
 
     use super::*;
+
+    #[test]
+    fn opens_in_place_like_open() {
+        let key = [9u8; 32];
+        let mut sealed = seal(&key, b"ad", b"in place");
+        let mut damaged = sealed.clone();
+        damaged[14] ^= 4;
+        let range = open_in_place(&key, b"ad", &mut sealed, "t").unwrap();
+        assert_eq!(&sealed[range], b"in place");
+        assert!(open_in_place(&key, b"ad", &mut damaged, "t").is_err());
+        assert!(open_in_place(&key, b"ad", &mut [0u8; 27], "t").is_err());
+    }
 
     #[test]
     fn round_trip_and_tamper() {

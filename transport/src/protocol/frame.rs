@@ -33,12 +33,19 @@ pub fn encode_frame<T: Serialize>(message: &T) -> Vec<u8> {
     out
 }
 
-/// Encodes a `Blobs` reply as the same bytes as [`encode_frame`] would, but as pieces that borrow the
+/// One blob of a `Blobs` reply as the server sends it: the payload shares the buffer it was read into.
+pub struct OutBlob {
+    pub compression: u8,
+    pub raw_len: u32,
+    pub payload: bytes::Bytes,
+}
+
+/// Encodes a `Blobs` reply as the same bytes as [`encode_frame`] would, but as pieces that share the
 /// payloads instead of copying them into one buffer: the payloads are most of a read reply's bytes, and
 /// QUIC takes `Bytes` without copying. postcard writes a struct as its fields in order and a byte string
 /// as its length then its bytes, so each blob is its header with an empty payload, minus that empty
 /// payload's one-byte length, then the real length and the payload.
-pub fn encode_blobs_frame(blobs: Vec<super::BlobPayload<'_>>) -> Vec<bytes::Bytes> {
+pub fn encode_blobs_frame(blobs: Vec<OutBlob>) -> Vec<bytes::Bytes> {
     use super::{BlobPayload, Response};
     let mut current = without_empty_tail(postcard::to_stdvec(&Response::Blobs { blobs: Vec::new() }).expect("encodes"));
     push_varint(&mut current, blobs.len() as u64);
@@ -48,7 +55,7 @@ pub fn encode_blobs_frame(blobs: Vec<super::BlobPayload<'_>>) -> Vec<bytes::Byte
         current.extend(without_empty_tail(postcard::to_stdvec(&empty).expect("encodes")));
         push_varint(&mut current, blob.payload.len() as u64);
         pieces.push(bytes::Bytes::from(std::mem::take(&mut current)));
-        pieces.push(bytes::Bytes::from(blob.payload.into_owned()));
+        pieces.push(blob.payload);
     }
     if !current.is_empty() {
         pieces.push(bytes::Bytes::from(current));
@@ -162,7 +169,11 @@ mod tests {
                 blobs.push(crate::protocol::BlobPayload { compression: 1, raw_len: 1 << 21, payload: vec![7; 70_000].into() });
             }
             let whole = encode_frame(&crate::protocol::Response::Blobs { blobs: blobs.clone() });
-            let pieces: Vec<u8> = encode_blobs_frame(blobs).iter().flat_map(|p| p.iter().copied()).collect();
+            let out = blobs
+                .into_iter()
+                .map(|b| OutBlob { compression: b.compression, raw_len: b.raw_len, payload: b.payload.into_owned().into() })
+                .collect();
+            let pieces: Vec<u8> = encode_blobs_frame(out).iter().flat_map(|p| p.iter().copied()).collect();
             prop_assert_eq!(pieces, whole);
         }
 

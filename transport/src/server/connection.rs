@@ -15,10 +15,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{ServerContext, CONNECTION_BUDGET};
 use crate::acl::{owns_source, Readable};
-use crate::protocol::frame::{decode_body, encode_blobs_frame, frame_length};
-use crate::protocol::{
-    encode_frame, BlobPayload, ErrorCode, Request, Response, MAX_BATCH, MAX_READ_BLOBS, MAX_READ_REPLY_BYTES,
-};
+use crate::protocol::frame::{decode_body, encode_blobs_frame, frame_length, OutBlob};
+use crate::protocol::{encode_frame, ErrorCode, Request, Response, MAX_BATCH, MAX_READ_BLOBS, MAX_READ_REPLY_BYTES};
 use crate::users;
 
 /// Who is logged in on this connection.
@@ -46,6 +44,15 @@ struct Conn {
 }
 
 type Reply = Result<Response<'static>, (ErrorCode, String)>;
+
+/// What goes back on a stream: a message, or a read reply whose payloads are slices of the buffers the packs
+/// were read and decrypted in, sent as they are.
+enum Outgoing {
+    Message(Response<'static>),
+    Blobs(Vec<OutBlob>),
+}
+
+type Answer = Result<Outgoing, (ErrorCode, String)>;
 
 fn err(code: ErrorCode, message: impl Into<String>) -> (ErrorCode, String) {
     (code, message.into())
@@ -102,11 +109,11 @@ impl Conn {
     async fn stream(self: Arc<Self>, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
         let mut held = Vec::new();
         let reply = self.read_and_dispatch(&mut recv, &mut held).await;
-        let response = reply.unwrap_or_else(|(code, message)| Response::Error { code, message });
+        let response = reply.unwrap_or_else(|(code, message)| Outgoing::Message(Response::Error { code, message }));
         let _ = match response {
-            // A read reply goes out as pieces that own the payloads: no copy into one frame buffer.
-            Response::Blobs { blobs } => send.write_all_chunks(&mut encode_blobs_frame(blobs)).await.map(|_| ()),
-            other => send.write_all(&encode_frame(&other)).await,
+            // A read reply goes out as pieces that share the payloads: no copy into one frame buffer.
+            Outgoing::Blobs(blobs) => send.write_all_chunks(&mut encode_blobs_frame(blobs)).await.map(|_| ()),
+            Outgoing::Message(message) => send.write_all(&encode_frame(&message)).await,
         };
         let _ = send.finish();
         let _ = send.stopped().await;
@@ -143,7 +150,7 @@ impl Conn {
         self: &Arc<Self>,
         recv: &mut quinn::RecvStream,
         held: &mut Vec<OwnedSemaphorePermit>,
-    ) -> Reply {
+    ) -> Answer {
         let mut prefix = [0u8; 4];
         recv.read_exact(&mut prefix).await.map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
         let len = frame_length(prefix).map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
@@ -154,7 +161,7 @@ impl Conn {
         // thread that handles it, which takes the body along.
         let request: Request<'_> = decode_body(&body).map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
         if let Request::Hello { protocol, user, password } = request {
-            return self.hello(protocol, user, password).await;
+            return self.hello(protocol, user, password).await.map(Outgoing::Message);
         }
         let login = lock(&self.login).clone().ok_or_else(|| err(ErrorCode::NotAuthenticated, "log in first"))?;
         // Reads hold budget for their reply instead of their (small) request body; an upload also holds its
@@ -271,11 +278,7 @@ impl Conn {
 
     /// Stored payloads of `ids`, each of which must be reachable from the user's snapshots (one that is not
     /// refuses them all). Reading a tree or chunk list makes what it references readable.
-    fn read_payloads(
-        &self,
-        login: &Login,
-        ids: &[ContentId],
-    ) -> Result<Vec<BlobPayload<'static>>, (ErrorCode, String)> {
+    fn read_payloads(&self, login: &Login, ids: &[ContentId]) -> Result<Vec<OutBlob>, (ErrorCode, String)> {
         if !login.admin {
             let readable = lock(&self.readable);
             if let Some(id) = ids.iter().find(|id| !readable.may_read(id)) {
@@ -295,12 +298,12 @@ impl Conn {
                     compress::decompress(compression, &payload, raw_len as usize, "metadata").map_err(engine_err)?;
                 lock(&self.readable).learn_from(&plain);
             }
-            blobs.push(BlobPayload { compression: compression as u8, raw_len, payload: payload.into() });
+            blobs.push(OutBlob { compression: compression as u8, raw_len, payload });
         }
         Ok(blobs)
     }
 
-    fn dispatch(&self, login: &Login, request: Request<'_>) -> Reply {
+    fn dispatch(&self, login: &Login, request: Request<'_>) -> Answer {
         let repo = &self.ctx.repo;
         match request {
             Request::Hello { .. } => Err(err(ErrorCode::BadRequest, "already logged in")),
@@ -311,7 +314,7 @@ impl Conn {
                 let missing = self.session()?.claim(&ids).map_err(engine_err)?;
                 let mut claimed = lock(&self.claimed);
                 claimed.extend(ids.iter().zip(&missing).filter(|(_, m)| **m).map(|(id, _)| *id));
-                Ok(Response::Claimed { missing })
+                Ok(Outgoing::Message(Response::Claimed { missing }))
             }
             Request::PutBlob { class, id, compression, raw_len, payload } => {
                 let class = BlobClass::from_byte(class).map_err(engine_err)?;
@@ -336,7 +339,7 @@ impl Conn {
                 }
                 // What this client uploaded it may read back (e.g. trees of its next backup's parent).
                 lock(&self.readable).allow(id);
-                Ok(Response::Done)
+                Ok(Outgoing::Message(Response::Done))
             }
             Request::ListSnapshots => {
                 let snaps: Vec<Snapshot> = repo
@@ -349,9 +352,9 @@ impl Conn {
                 for s in &snaps {
                     readable.allow(s.root);
                 }
-                Ok(Response::Snapshots {
+                Ok(Outgoing::Message(Response::Snapshots {
                     json: serde_json::to_vec(&snaps).map_err(|e| err(ErrorCode::Internal, e.to_string()))?,
-                })
+                }))
             }
             Request::PutSnapshot { json } => {
                 let mut snap: Snapshot =
@@ -370,7 +373,7 @@ impl Conn {
                 }
                 self.commit_session(&snap)?;
                 lock(&self.readable).allow(snap.root);
-                Ok(Response::Done)
+                Ok(Outgoing::Message(Response::Done))
             }
             Request::DeleteSnapshot { id } => {
                 let snap = repo.find_snapshot(&id.to_hex()).map_err(engine_err)?;
@@ -381,18 +384,18 @@ impl Conn {
                     ));
                 }
                 repo.delete_snapshot(&id).map_err(engine_err)?;
-                Ok(Response::Done)
+                Ok(Outgoing::Message(Response::Done))
             }
             Request::ReadBlob { id } => {
-                let BlobPayload { compression, raw_len, payload } =
+                let OutBlob { compression, raw_len, payload } =
                     self.read_payloads(login, &[id])?.pop().ok_or_else(|| err(ErrorCode::Internal, "no blob read"))?;
-                Ok(Response::Blob { compression, raw_len, payload })
+                Ok(Outgoing::Message(Response::Blob { compression, raw_len, payload: payload.to_vec().into() }))
             }
             Request::ReadBlobs { ids } => {
                 if ids.len() > MAX_READ_BLOBS {
                     return Err(err(ErrorCode::BadRequest, format!("more than {MAX_READ_BLOBS} ids")));
                 }
-                Ok(Response::Blobs { blobs: self.read_payloads(login, &ids)? })
+                Ok(Outgoing::Blobs(self.read_payloads(login, &ids)?))
             }
             Request::BlobSizes { ids } => {
                 if ids.len() > MAX_BATCH {
@@ -406,7 +409,7 @@ impl Conn {
                         (login.admin || readable.may_read(id)).then(|| index.get(id).map(|l| l.raw_len)).flatten()
                     })
                     .collect();
-                Ok(Response::Sizes { sizes })
+                Ok(Outgoing::Message(Response::Sizes { sizes }))
             }
             Request::TenantKeys => {
                 if !login.admin {
@@ -416,9 +419,9 @@ impl Conn {
                     repo.list_snapshots().map_err(engine_err)?.into_iter().filter_map(|s| s.tenant).collect();
                 names.sort();
                 names.dedup();
-                Ok(Response::TenantKeys {
+                Ok(Outgoing::Message(Response::TenantKeys {
                     keys: names.iter().map(|n| *repo.keys().tenant_hashing(n).as_bytes()).collect(),
-                })
+                }))
             }
             Request::Status => {
                 let f = repo.format();
@@ -431,7 +434,7 @@ impl Conn {
                     "user": login.user,
                     "admin": login.admin,
                 });
-                Ok(Response::Status { json: json.to_string().into_bytes() })
+                Ok(Outgoing::Message(Response::Status { json: json.to_string().into_bytes() }))
             }
         }
     }
