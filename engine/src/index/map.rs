@@ -22,6 +22,13 @@ struct Slot {
     compression: Compression,
 }
 
+/// The first 8 bytes of an id as a big-endian number.
+fn id_prefix(id: &[u8; 32]) -> u64 {
+    let mut head = [0u8; 8];
+    head.copy_from_slice(&id[..8]);
+    u64::from_be_bytes(head)
+}
+
 /// Bytes per loaded index entry.
 pub const ENTRY_BYTES: usize = std::mem::size_of::<Slot>();
 
@@ -142,7 +149,14 @@ impl Index {
     }
 
     fn find_sorted(&self, id: &ContentId) -> Option<&Slot> {
-        self.sorted.binary_search_by(|s| s.id.cmp(&id.0)).ok().map(|i| &self.sorted[i])
+        // Ids are uniformly random hashes, so their first 8 bytes, read as a big-endian number (which orders
+        // like the bytes), almost always decide a comparison in registers; whole ids are compared only on a
+        // tie. (Comparing whole ids made `memcmp` 7 % of an unchanged backup.)
+        let key = id_prefix(&id.0);
+        self.sorted
+            .binary_search_by(|s| id_prefix(&s.id).cmp(&key).then_with(|| s.id.cmp(&id.0)))
+            .ok()
+            .map(|i| &self.sorted[i])
     }
 
     fn recent(&self) -> std::sync::RwLockReadGuard<'_, HashMap<ContentId, Location>> {
@@ -218,6 +232,34 @@ mod tests {
             assert_eq!((loc.pack, loc.offset, loc.raw_len), (pack, e.offset, e.raw_len));
         }
         assert!(!index.contains(&ContentId([0; 32])));
+    }
+
+    proptest::proptest! {
+        /// Lookups compare an 8-byte prefix first: ids that share it (and ids that do not) are all found, and
+        /// absent ones are not.
+        #[test]
+        fn lookups_with_shared_prefixes(tails in proptest::collection::vec(proptest::prelude::any::<[u8; 24]>(), 1..200),
+                                        heads in proptest::collection::vec(0u8..3, 1..200)) {
+            let pack = PackId::random();
+            let id = |head: u8, tail: &[u8; 24]| {
+                let mut id = [head; 32];
+                id[8..].copy_from_slice(tail);
+                ContentId(id)
+            };
+            let ids: std::collections::BTreeSet<ContentId> =
+                tails.iter().zip(heads.iter().cycle()).map(|(t, h)| id(*h, t)).collect();
+            let index = Index::from_records(ids.iter().enumerate().map(|(i, id)| IndexRecord {
+                class: BlobClass::Data,
+                pack,
+                entry: PackEntry { id: *id, offset: i as u32, stored_len: 1, raw_len: 1, compression: Compression::None },
+            }));
+            for (i, id) in ids.iter().enumerate() {
+                proptest::prop_assert_eq!(index.get(id).map(|l| l.offset), Some(i as u32));
+            }
+            let mut absent = *ids.iter().next().unwrap();
+            absent.0[31] ^= 0x80;
+            proptest::prop_assert_eq!(index.contains(&absent), ids.contains(&absent));
+        }
     }
 
     #[test]
