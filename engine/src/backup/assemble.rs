@@ -46,6 +46,8 @@ pub(crate) enum Event {
     ChunkDone { key: FileKey, seq: u32, id: ContentId },
     /// A file or folder could not be read; it is left out.
     EntryFailed { key: FileKey },
+    /// Several of the walker's events, in order (it sends them in batches to spare a channel handoff each).
+    Batch(Vec<Event>),
 }
 
 /// An entry waiting for itself or an earlier one to complete. `node` is `None` once it failed.
@@ -128,6 +130,11 @@ impl<'a, 'r> Assembler<'a, 'r> {
 
     fn handle(&mut self, event: Event) {
         match event {
+            Event::Batch(events) => {
+                for event in events {
+                    self.handle(event);
+                }
+            }
             Event::DirOpened { slot, parent } => {
                 let dir = OpenDir {
                     parent,

@@ -240,4 +240,13 @@ fn a_one_entry_window_only_slows_the_walk() {
     let roomy = backup(&repo, src.path(), super::names::DEFAULT_RUN, None);
     assert_eq!(tight.root, roomy.root);
     assert_eq!(tight.stats.files, 3_001 + 6 * (51 + 21));
+    // Against a parent every file is unchanged, so the walker batches its events: with a full window it
+    // must send what it holds before it waits.
+    let again = backup_with(&repo, src.path(), |o| {
+        o.entry_window = 1;
+        o.readers = 1;
+        o.parent = Some(roomy.clone());
+    });
+    assert_eq!(again.root, roomy.root);
+    assert_eq!(again.stats.files_unchanged, again.stats.files);
 }

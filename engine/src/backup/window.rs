@@ -56,6 +56,16 @@ impl Window {
         Some(Ticket { window: self.clone() })
     }
 
+    /// Takes a place for an entry if one is free now, without waiting.
+    pub fn try_enter(self: &Arc<Self>, depth: usize) -> Option<Ticket> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.held >= self.limit.saturating_add(depth) {
+            return None;
+        }
+        state.held += 1;
+        Some(Ticket { window: self.clone() })
+    }
+
     /// Places taken now.
     #[cfg(test)]
     pub fn held(&self) -> usize {
