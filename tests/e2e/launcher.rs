@@ -273,6 +273,24 @@ fn launcher_killed_with_sigkill_leaves_no_server_behind() {
     assert!(stderr(&after).contains("no `cairn ui` is running"));
 }
 
+/// SIGHUP (the terminal closed) and SIGTERM stop the server and remove the credentials, as Ctrl-C does.
+#[test]
+fn launcher_stops_its_server_on_sighup_and_sigterm() {
+    for (signal, said) in [("-HUP", "Terminal closed"), ("-TERM", "Terminated")] {
+        let env = Env::new();
+        env.create_repo();
+        let mut launcher = Launcher::start(&env, &[]);
+        let server = launcher.server_pid;
+        assert!(alive(server));
+        let (status, out, err) = launcher.signal(signal);
+        assert!(status.success(), "{signal}: {err}");
+        assert!(out.contains(&format!("{said}: the server stopped (exit 0)")), "{signal}: {out}");
+        assert!(!alive(server), "{signal}: server {server} still runs");
+        let after = cairn(&env).args(["ui", "--show-credentials"]).output().unwrap();
+        assert_eq!(after.status.code(), Some(1), "{signal}: credentials left behind");
+    }
+}
+
 #[test]
 fn launcher_refuses_insecure_and_reserved_flags_unless_confirmed() {
     let env = Env::new();
