@@ -31,6 +31,7 @@ pub mod scheduler;
 pub mod session;
 pub mod snapshot;
 pub mod storage;
+pub mod tenants;
 pub mod tree;
 pub mod verify;
 

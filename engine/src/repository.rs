@@ -20,6 +20,7 @@ use crate::pack::PackEntry;
 use crate::session::LocalSession;
 use crate::snapshot::{snapshot_name, Snapshot, MAX_SNAPSHOT_BYTES};
 use crate::storage::Storage;
+use crate::tenants::TenantKeys;
 
 /// Largest index blob read (a backup writes one every few thousand entries).
 const MAX_INDEX_BLOB: u64 = 256 << 20;
@@ -36,9 +37,7 @@ pub struct Repository {
     index: IndexHandle,
     /// Hashing keys of the isolated users whose snapshots are in the repository, loaded when a blob does not
     /// match the shared key.
-    tenants: RwLock<Vec<HashingKey>>,
-    /// 1 + the index in `tenants` of the key that matched last (0: the shared key), tried first.
-    tenant_hint: std::sync::atomic::AtomicUsize,
+    tenants: TenantKeys,
 }
 
 impl Repository {
@@ -53,14 +52,13 @@ impl Repository {
         }
         let (format, master) = Format::create(password, options)?;
         storage.put(FORMAT_BLOB_NAME, &format.to_bytes())?;
-        Ok(Self {
-            storage,
-            format,
-            keys: master.derive(),
-            index: Arc::new(RwLock::new(Arc::new(Index::default()))),
-            tenants: RwLock::new(Vec::new()),
-            tenant_hint: std::sync::atomic::AtomicUsize::new(0),
-        })
+        Ok(Self::with(storage, format, master.derive()))
+    }
+
+    /// A repository handle with an empty index.
+    fn with(storage: Arc<dyn Storage>, format: Format, keys: KeySet) -> Self {
+        let index = Arc::new(RwLock::new(Arc::new(Index::default())));
+        Self { storage, format, keys, index, tenants: TenantKeys::default() }
     }
 
     /// Reads and checks the format blob without a password.
@@ -80,14 +78,7 @@ impl Repository {
     pub fn open(storage: Arc<dyn Storage>, password: &[u8]) -> Result<Self> {
         let format = Self::read_format(storage.as_ref())?;
         let keys = format.unlock(password)?.derive();
-        let repo = Self {
-            storage,
-            format,
-            keys,
-            index: Arc::new(RwLock::new(Arc::new(Index::default()))),
-            tenants: RwLock::new(Vec::new()),
-            tenant_hint: std::sync::atomic::AtomicUsize::new(0),
-        };
+        let repo = Self::with(storage, format, keys);
         repo.reload_index()?;
         Ok(repo)
     }
@@ -208,7 +199,8 @@ impl Access for Repository {
     }
 
     fn read_blob(&self, id: &ContentId) -> Result<Vec<u8>> {
-        self.plaintext(id, self.read_blob_payload(id)?)
+        let mut one = self.read_blobs(std::slice::from_ref(id))?;
+        one.pop().ok_or_else(|| Error::NotFound(format!("blob {id}")))
     }
 
     fn read_blobs(&self, ids: &[ContentId]) -> Result<Vec<Vec<u8>>> {
@@ -237,15 +229,6 @@ impl Access for Repository {
 }
 
 impl Repository {
-    /// A blob's stored payload after decryption, still compressed: what a repository server sends to
-    /// clients (they decompress and verify it themselves).
-    pub fn read_blob_payload(&self, id: &ContentId) -> Result<(Compression, u32, Vec<u8>)> {
-        let loc = self.index().get(id).ok_or_else(|| Error::NotFound(format!("blob {id} (not in the index)")))?;
-        let stored = self.storage.get_range(&loc.pack_name(), loc.offset as u64, loc.stored_len as u64)?;
-        let payload = content::open_payload(&self.keys, loc.class, id, loc.compression, &stored)?;
-        Ok((loc.compression, loc.raw_len, payload))
-    }
-
     /// A blob's plaintext from its decrypted payload, checked against its id.
     fn plaintext<P: AsRef<[u8]>>(
         &self,
@@ -261,43 +244,16 @@ impl Repository {
     /// Checks that `plaintext` is the content named `id`: under the shared hashing key, or under the key of
     /// an isolated user who has snapshots here (looked up from the snapshot records on the first miss).
     pub fn verify_content(&self, id: &ContentId, plaintext: &[u8]) -> Result<()> {
-        use std::sync::atomic::Ordering::Relaxed;
-        // An isolated user's snapshot is read blob after blob: trying the key that matched last first hashes
-        // its content once, not once under the shared key and again under its own.
-        let hint = self.tenant_hint.load(Relaxed);
-        if hint > 0 {
-            let tenants = self.tenants.read().unwrap_or_else(|p| p.into_inner());
-            if tenants.get(hint - 1).is_some_and(|k| k.content_id(plaintext) == *id) {
-                return Ok(());
-            }
-        }
-        if self.keys.hashing.content_id(plaintext) == *id {
-            if hint > 0 {
-                self.tenant_hint.store(0, Relaxed);
-            }
-            return Ok(());
-        }
-        let find = |keys: &[HashingKey]| keys.iter().position(|k| k.content_id(plaintext) == *id);
-        if let Some(at) = find(&self.tenants.read().unwrap_or_else(|p| p.into_inner())) {
-            self.tenant_hint.store(at + 1, Relaxed);
-            return Ok(());
-        }
-        let mut names: Vec<String> = self.list_snapshots()?.into_iter().filter_map(|s| s.tenant).collect();
-        names.sort();
-        names.dedup();
-        let keys: Vec<HashingKey> = names.iter().map(|n| self.keys.tenant_hashing(n)).collect();
-        let found = find(&keys);
-        *self.tenants.write().unwrap_or_else(|p| p.into_inner()) = keys;
-        match found {
-            Some(at) => {
-                self.tenant_hint.store(at + 1, Relaxed);
-                Ok(())
-            }
-            None => content::verify_id(&self.keys.hashing, id, plaintext),
-        }
+        self.tenants.verify(&self.keys.hashing, id, plaintext, || {
+            let mut names: Vec<String> = self.list_snapshots()?.into_iter().filter_map(|s| s.tenant).collect();
+            names.sort();
+            names.dedup();
+            Ok(names.iter().map(|n| self.keys.tenant_hashing(n)).collect())
+        })
     }
 
-    /// Payloads of several blobs (as [`Repository::read_blob_payload`]), in the order asked. Blobs lying
+    /// Payloads of several blobs after decryption, still compressed (what a repository server sends to
+    /// clients, which decompress and verify them themselves), in the order asked. Blobs lying
     /// close together in one pack are fetched with one ranged read, which turns a restore of many small
     /// files from one storage request per file into one per run of neighbours (on S3, the difference
     /// between latency-bound and bandwidth-bound).

@@ -193,7 +193,7 @@ fn launcher_passes_flags_to_its_server_shows_credentials_and_logs_without_the_pa
     let cert = PathBuf::from(&creds["CERT FILE"]);
     assert!(fs::read_to_string(&cert).unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
     // curl checks the server against the certificate file (and refuses it without).
-    if curl_available() {
+    if crate::support::tool_available("curl", "--version") {
         let curl = |extra: &[&str]| {
             Command::new("curl")
                 .args(["-sS", "--fail", "-u", &format!("me:{password}")])
@@ -380,15 +380,6 @@ fn other_user_connects(socket: &Path) -> Option<Output> {
         .output()
         .expect("setpriv and /usr/bin/python3");
     Some(out)
-}
-
-fn curl_available() -> bool {
-    let found = Command::new("curl").arg("--version").stdout(Stdio::null()).status().is_ok_and(|s| s.success());
-    if !found {
-        assert!(std::env::var_os("CI").is_none(), "curl is missing; .ci/run installs it");
-        eprintln!("SKIPPED: curl is missing");
-    }
-    found
 }
 
 /// Whether uid 65534 can read `path` (`None` when we are not root and cannot switch users).

@@ -19,18 +19,9 @@ fn plain_hex(openssl_line: &str) -> String {
     value.chars().filter(|c| *c != ':').collect::<String>().to_ascii_lowercase()
 }
 
-fn openssl_available() -> bool {
-    let found = Command::new("openssl").arg("version").stdout(Stdio::null()).status().is_ok_and(|s| s.success());
-    if !found {
-        assert!(std::env::var_os("CI").is_none(), "openssl is missing; .ci/run installs it");
-        eprintln!("SKIPPED: openssl is missing");
-    }
-    found
-}
-
 #[test]
 fn security_openssl_fingerprint_of_the_served_certificate_matches_the_printed_one() {
-    if !openssl_available() {
+    if !crate::support::tool_available("openssl", "version") {
         return;
     }
     let env = Env::new();

@@ -95,3 +95,14 @@ pub fn num(v: &Value, pointer: &str) -> u64 {
 pub fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer).and_then(Value::as_str).unwrap_or_else(|| panic!("no string at {pointer} in {v}"))
 }
+
+/// Whether `program` runs (`program arg` exits 0). Under CI, which installs the tools the tests use, a
+/// missing one fails the test; elsewhere the caller skips its part, and this says so.
+pub fn tool_available(program: &str, arg: &str) -> bool {
+    let found = Command::new(program).arg(arg).stdout(std::process::Stdio::null()).status().is_ok_and(|s| s.success());
+    if !found {
+        assert!(std::env::var_os("CI").is_none(), "{program} is missing; .ci/run installs it");
+        eprintln!("SKIPPED: {program} is missing");
+    }
+    found
+}

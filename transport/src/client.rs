@@ -14,6 +14,7 @@ use cairn_engine::compress;
 use cairn_engine::crypto::keys::HashingKey;
 use cairn_engine::ids::{ContentId, SnapshotId};
 use cairn_engine::snapshot::Snapshot;
+use cairn_engine::tenants::TenantKeys;
 use cairn_engine::{content, Error, Result};
 use tokio::runtime::{Handle, Runtime};
 
@@ -29,7 +30,7 @@ pub struct RemoteRepository {
     conn: quinn::Connection,
     hashing: HashingKey,
     /// An admin's copy of the isolated users' hashing keys, fetched when content does not match `hashing`.
-    tenants: Mutex<Vec<HashingKey>>,
+    tenants: TenantKeys,
     chunker: ChunkerParams,
     level: i32,
     /// The account this connection is logged in as (`USER@HOST`).
@@ -133,7 +134,7 @@ impl RemoteRepository {
                 endpoint,
                 conn,
                 hashing: HashingKey::from_bytes(hashing_key),
-                tenants: Mutex::new(Vec::new()),
+                tenants: TenantKeys::default(),
                 chunker: ChunkerParams { min: chunker.0, avg: chunker.1, max: chunker.2 },
                 level: compression_level,
                 user,
@@ -159,21 +160,10 @@ impl RemoteRepository {
     /// Checks content against this user's hashing key; an admin also tries the isolated users' keys (asked
     /// of the server on a miss), since it may restore their snapshots.
     fn verify(&self, id: &ContentId, plain: &[u8]) -> Result<()> {
-        if !self.admin || self.hashing.content_id(plain) == *id {
+        if !self.admin {
             return content::verify_id(&self.hashing, id, plain);
         }
-        let matches = |keys: &[HashingKey]| keys.iter().any(|k| k.content_id(plain) == *id);
-        if matches(&self.tenants.lock().unwrap_or_else(|p| p.into_inner())) {
-            return Ok(());
-        }
-        let keys = self.tenant_keys()?;
-        let found = matches(&keys);
-        *self.tenants.lock().unwrap_or_else(|p| p.into_inner()) = keys;
-        if found {
-            Ok(())
-        } else {
-            content::verify_id(&self.hashing, id, plain)
-        }
+        self.tenants.verify(&self.hashing, id, plain, || self.tenant_keys())
     }
 
     /// The isolated users' hashing keys (admins only; others are refused).

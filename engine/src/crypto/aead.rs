@@ -38,16 +38,9 @@ pub fn seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
 /// Opens a sealed message; any change to the key, the associated data or a single bit of `sealed` fails.
 /// `what` names the object in the error.
 pub fn open(key: &[u8; 32], aad: &[u8], sealed: &[u8], what: &str) -> Result<Vec<u8>> {
-    if sealed.len() < SEAL_OVERHEAD {
-        return Err(Error::corrupt(what, "sealed data shorter than nonce and tag"));
-    }
-    let (nonce_bytes, rest) = sealed.split_at(NONCE_LEN);
-    let nonce = Nonce::try_assume_unique_for_key(nonce_bytes).map_err(|_| Error::corrupt(what, "bad nonce"))?;
-    let mut buf = rest.to_vec();
-    let plain_len = cipher(key)
-        .open_in_place(nonce, Aad::from(aad), &mut buf)
-        .map_err(|_| Error::corrupt(what, "authentication failed (damaged or tampered data)"))?
-        .len();
+    let nonce = nonce_of(sealed, what)?;
+    let mut buf = sealed[NONCE_LEN..].to_vec();
+    let plain_len = open_body(key, nonce, aad, &mut buf, what)?;
     buf.truncate(plain_len);
     Ok(buf)
 }
@@ -55,16 +48,25 @@ pub fn open(key: &[u8; 32], aad: &[u8], sealed: &[u8], what: &str) -> Result<Vec
 /// Opens a sealed message where it lies: the plaintext is decrypted over the ciphertext, and its range
 /// within `sealed` is returned. Same checks as [`open`]; on failure `sealed` may hold garbage.
 pub fn open_in_place(key: &[u8; 32], aad: &[u8], sealed: &mut [u8], what: &str) -> Result<std::ops::Range<usize>> {
+    let nonce = nonce_of(sealed, what)?;
+    let plain_len = open_body(key, nonce, aad, &mut sealed[NONCE_LEN..], what)?;
+    Ok(NONCE_LEN..NONCE_LEN + plain_len)
+}
+
+/// The nonce in front of a sealed message, which must be long enough to hold a nonce and a tag.
+fn nonce_of(sealed: &[u8], what: &str) -> Result<Nonce> {
     if sealed.len() < SEAL_OVERHEAD {
         return Err(Error::corrupt(what, "sealed data shorter than nonce and tag"));
     }
-    let (nonce_bytes, rest) = sealed.split_at_mut(NONCE_LEN);
-    let nonce = Nonce::try_assume_unique_for_key(nonce_bytes).map_err(|_| Error::corrupt(what, "bad nonce"))?;
-    let plain_len = cipher(key)
-        .open_in_place(nonce, Aad::from(aad), rest)
-        .map_err(|_| Error::corrupt(what, "authentication failed (damaged or tampered data)"))?
-        .len();
-    Ok(NONCE_LEN..NONCE_LEN + plain_len)
+    Nonce::try_assume_unique_for_key(&sealed[..NONCE_LEN]).map_err(|_| Error::corrupt(what, "bad nonce"))
+}
+
+/// Decrypts `ciphertext || tag` in place; returns the plaintext's length.
+fn open_body(key: &[u8; 32], nonce: Nonce, aad: &[u8], body: &mut [u8], what: &str) -> Result<usize> {
+    cipher(key)
+        .open_in_place(nonce, Aad::from(aad), body)
+        .map(|plain| plain.len())
+        .map_err(|_| Error::corrupt(what, "authentication failed (damaged or tampered data)"))
 }
 
 #[cfg(test)]
