@@ -66,8 +66,9 @@ pub trait Access: Send + Sync {
     /// Several blobs' plaintexts, each verified against its id, in the order asked. Implementations fetch
     /// them together (neighbours in a pack with one ranged read, or one round trip to a server); callers
     /// keep a batch to a few MiB ([`READ_BATCH_BYTES`]).
-    fn read_blobs(&self, ids: &[ContentId]) -> Result<Vec<Vec<u8>>> {
-        ids.iter().map(|id| self.read_blob(id)).collect()
+    /// A blob stored uncompressed may come back as a slice of the buffer its pack was read into.
+    fn read_blobs(&self, ids: &[ContentId]) -> Result<Vec<bytes::Bytes>> {
+        ids.iter().map(|id| self.read_blob(id).map(bytes::Bytes::from)).collect()
     }
     /// Plaintext lengths of blobs (`None` for unknown ids).
     fn blob_sizes(&self, ids: &[ContentId]) -> Result<Vec<Option<u32>>>;

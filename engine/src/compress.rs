@@ -67,6 +67,16 @@ pub fn compress_into(level: i32, data: &[u8], out: &mut Vec<u8>) -> Compression 
     }
 }
 
+/// Like [`decompress`], for a payload held in shared bytes: a blob stored raw is returned as the same bytes,
+/// without a copy (on a restore, the incompressible third of a typical tree).
+pub fn decompress_shared(kind: Compression, data: bytes::Bytes, raw_len: usize, what: &str) -> Result<bytes::Bytes> {
+    match kind {
+        Compression::None if data.len() == raw_len => Ok(data),
+        Compression::None => Err(Error::corrupt(what, format!("{} bytes stored raw, expected {raw_len}", data.len()))),
+        Compression::Zstd => decompress(kind, &data, raw_len, what).map(bytes::Bytes::from),
+    }
+}
+
 /// Restores a blob's plaintext, which must be exactly `raw_len` bytes.
 pub fn decompress(kind: Compression, data: &[u8], raw_len: usize, what: &str) -> Result<Vec<u8>> {
     if raw_len > MAX_RAW_LEN {
@@ -112,5 +122,12 @@ mod tests {
         assert!(out.is_empty());
         assert!(decompress(Compression::Zstd, &[1, 2, 3], 10, "t").is_err());
         assert!(decompress(Compression::None, &[1, 2, 3], 4, "t").is_err());
+        let raw = bytes::Bytes::from(noise.clone());
+        let shared = decompress_shared(Compression::None, raw.clone(), noise.len(), "t").unwrap();
+        assert_eq!(shared.as_ptr(), raw.as_ptr(), "a raw blob is not copied");
+        assert!(decompress_shared(Compression::None, raw, noise.len() + 1, "t").is_err());
+        assert_eq!(compress_into(3, &text, &mut out), Compression::Zstd);
+        let unpacked = decompress_shared(Compression::Zstd, bytes::Bytes::from(out.clone()), text.len(), "t");
+        assert_eq!(unpacked.unwrap(), text);
     }
 }

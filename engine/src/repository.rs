@@ -200,10 +200,10 @@ impl Access for Repository {
 
     fn read_blob(&self, id: &ContentId) -> Result<Vec<u8>> {
         let mut one = self.read_blobs(std::slice::from_ref(id))?;
-        one.pop().ok_or_else(|| Error::NotFound(format!("blob {id}")))
+        one.pop().map(Vec::from).ok_or_else(|| Error::NotFound(format!("blob {id}")))
     }
 
-    fn read_blobs(&self, ids: &[ContentId]) -> Result<Vec<Vec<u8>>> {
+    fn read_blobs(&self, ids: &[ContentId]) -> Result<Vec<bytes::Bytes>> {
         ids.iter().zip(self.read_blob_payloads(ids)?).map(|(id, payload)| self.plaintext(id, payload)).collect()
     }
 
@@ -230,13 +230,12 @@ impl Access for Repository {
 
 impl Repository {
     /// A blob's plaintext from its decrypted payload, checked against its id.
-    fn plaintext<P: AsRef<[u8]>>(
+    fn plaintext(
         &self,
         id: &ContentId,
-        (compression, raw_len, payload): (Compression, u32, P),
-    ) -> Result<Vec<u8>> {
-        let plain =
-            crate::compress::decompress(compression, payload.as_ref(), raw_len as usize, &format!("blob {id}"))?;
+        (compression, raw_len, payload): (Compression, u32, bytes::Bytes),
+    ) -> Result<bytes::Bytes> {
+        let plain = crate::compress::decompress_shared(compression, payload, raw_len as usize, &format!("blob {id}"))?;
         self.verify_content(id, &plain)?;
         Ok(plain)
     }

@@ -1,7 +1,9 @@
 //! Restore: writes a snapshot's folder (or one file) to a local path. Folders are walked in parallel, files
 //! are restored in parallel, and the chunks of a large file are fetched in parallel and written at their
 //! offsets. Every chunk is decrypted and re-hashed before it is written. Metadata (mode, owner when
-//! permitted, mtime) is applied after contents, folders last, so their mtimes stick. A folder is read one
+//! permitted, mtime) is applied after contents, folders last, so their mtimes stick; a regular file gets
+//! its metadata through the handle it was written with, and is created with its final permission bits
+//! when the umask leaves them intact (no window with wider access, no extra chmod). A folder is read one
 //! stored page at a time, so a folder of millions of entries is never in memory at once. FIFOs are
 //! recreated; device nodes too when running as root (otherwise they are skipped with a warning and
 //! counted); sockets are skipped (a socket file is only meaningful to the process that bound it).
@@ -9,7 +11,7 @@
 use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
@@ -78,7 +80,24 @@ struct Ctx<'a> {
     errors: Mutex<Vec<String>>,
     /// Running as root: owners are restored and device nodes can be made.
     is_root: bool,
+    /// The process's umask, when it could be read.
+    umask: Option<u32>,
     cancel: &'a AtomicBool,
+}
+
+/// The process's umask, from `/proc/self/status` (reading it with umask(2) would change it meanwhile for
+/// every thread).
+fn process_umask() -> Option<u32> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let value = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(value.trim(), 8).ok()
+}
+
+/// A regular file created to restore into.
+struct Created {
+    file: File,
+    /// The file was created with the entry's permission bits, untouched by the umask.
+    exact_mode: bool,
 }
 
 impl Ctx<'_> {
@@ -111,6 +130,7 @@ pub fn restore(
         errors: Mutex::new(Vec::new()),
         // SAFETY: geteuid has no preconditions and cannot fail.
         is_root: unsafe { libc::geteuid() } == 0,
+        umask: process_umask(),
         cancel,
     };
     let pool = rayon::ThreadPoolBuilder::new()
@@ -236,17 +256,17 @@ fn restore_small_files(ctx: &Ctx<'_>, batch: &[(&Node, ContentId)], dir: &Path) 
     for ((node, _), data) in batch.iter().zip(contents) {
         let path = dir.join(std::ffi::OsStr::from_bytes(&node.name));
         let result = (|| {
-            let file = create_file(ctx, &path)?;
+            let created = create_file(ctx, node, &path)?;
             if data.len() as u64 != node.size {
                 return Err(Error::corrupt(
                     format!("file {}", path.display()),
                     format!("its chunk holds {} bytes, entry says {}", data.len(), node.size),
                 ));
             }
-            file.write_all_at(&data, 0).map_err(|e| Error::local(&path, e))?;
+            created.file.write_all_at(&data, 0).map_err(|e| Error::local(&path, e))?;
             ctx.progress.bytes.fetch_add(data.len() as u64, Relaxed);
             ctx.progress.files.fetch_add(1, Relaxed);
-            apply_metadata(ctx, node, &path)
+            apply_file_metadata(ctx, node, &created, &path)
         })();
         if let Err(e) = result {
             ctx.error(&path, e);
@@ -266,7 +286,7 @@ fn restore_entry(ctx: &Ctx<'_>, node: &Node, path: &Path) {
             restore_dir(ctx, tree, path)?;
             apply_metadata(ctx, node, path)
         })(),
-        NodeKind::File { .. } => restore_file(ctx, node, path).and_then(|()| apply_metadata(ctx, node, path)),
+        NodeKind::File { .. } => restore_file(ctx, node, path),
         NodeKind::Symlink { target } => (|| {
             if ctx.options.overwrite && fs::symlink_metadata(path).is_ok() {
                 fs::remove_file(path).map_err(|e| Error::local(path, e))?;
@@ -310,8 +330,13 @@ fn restore_file(ctx: &Ctx<'_>, node: &Node, path: &Path) -> Result<()> {
             format!("chunks hold {end} bytes, entry says {}", node.size),
         ));
     }
-    let file = create_file(ctx, path)?;
-    file.set_len(node.size).map_err(|e| Error::local(path, e))?;
+    let created = create_file(ctx, node, path)?;
+    let file = &created.file;
+    if groups.len() > 1 {
+        // Written out of order: the final length first, so the file's extents are never shrunk or extended
+        // in the middle of the writes.
+        file.set_len(node.size).map_err(|e| Error::local(path, e))?;
+    }
     let write = |(ids, offset, bytes): &(Vec<ContentId>, u64, u64)| -> Result<()> {
         if ctx.cancel.load(Relaxed) {
             return Err(Error::Cancelled);
@@ -338,19 +363,43 @@ fn restore_file(ctx: &Ctx<'_>, node: &Node, path: &Path) -> Result<()> {
         groups.iter().try_for_each(write)?;
     }
     ctx.progress.files.fetch_add(1, Relaxed);
-    Ok(())
+    apply_file_metadata(ctx, node, &created, path)
 }
 
-/// Creates a file to restore into (replacing an existing one only with `--overwrite`).
-fn create_file(ctx: &Ctx<'_>, path: &Path) -> Result<File> {
+/// Creates a file to restore into (replacing an existing one only with `--overwrite`), with the entry's
+/// permission bits (which the umask may narrow).
+fn create_file(ctx: &Ctx<'_>, node: &Node, path: &Path) -> Result<Created> {
+    let permissions = node.mode & 0o777;
     let mut open = OpenOptions::new();
-    open.write(true);
+    open.write(true).mode(permissions);
     if ctx.options.overwrite {
         open.create(true).truncate(true);
     } else {
         open.create_new(true);
     }
-    open.open(path).map_err(|e| Error::local(path, e))
+    let file = open.open(path).map_err(|e| Error::local(path, e))?;
+    // An existing file (--overwrite) keeps its old mode, and setuid, setgid and sticky bits are set after
+    // the owner (changing the owner clears them).
+    let exact_mode =
+        !ctx.options.overwrite && node.mode & 0o7000 == 0 && ctx.umask.is_some_and(|umask| permissions & umask == 0);
+    Ok(Created { file, exact_mode })
+}
+
+/// [`apply_metadata`] for a regular file, through its open handle.
+fn apply_file_metadata(ctx: &Ctx<'_>, node: &Node, created: &Created, path: &Path) -> Result<()> {
+    let file = &created.file;
+    if ctx.is_root {
+        std::os::unix::fs::fchown(file, Some(node.uid), Some(node.gid)).map_err(|e| Error::local(path, e))?;
+    }
+    if !created.exact_mode {
+        file.set_permissions(fs::Permissions::from_mode(node.mode & 0o7777)).map_err(|e| Error::local(path, e))?;
+    }
+    let mtime = node_mtime(node);
+    filetime::set_file_handle_times(file, Some(mtime), Some(mtime)).map_err(|e| Error::local(path, e))
+}
+
+fn node_mtime(node: &Node) -> FileTime {
+    FileTime::from_unix_time(node.mtime_ns.div_euclid(1_000_000_000), node.mtime_ns.rem_euclid(1_000_000_000) as u32)
 }
 
 /// Recreates a FIFO, or a device node as root; skips sockets, and devices when not root, with a warning.
@@ -392,10 +441,7 @@ fn restore_special(ctx: &Ctx<'_>, node: &Node, rdev: u64, path: &Path) -> Result
 }
 
 fn apply_metadata(ctx: &Ctx<'_>, node: &Node, path: &Path) -> Result<()> {
-    let mtime = FileTime::from_unix_time(
-        node.mtime_ns.div_euclid(1_000_000_000),
-        node.mtime_ns.rem_euclid(1_000_000_000) as u32,
-    );
+    let mtime = node_mtime(node);
     if ctx.is_root {
         std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid)).map_err(|e| Error::local(path, e))?;
     }

@@ -19,7 +19,7 @@ fn generated_tree_round_trips_and_rebackups_are_incremental() {
     // First backup stores everything.
     let first = env.snapshot(&src);
     assert_eq!(first["incomplete"], false, "{first}");
-    assert_eq!(num(&first, "/stats/files"), SMALL_FILES as u64 + 11);
+    assert_eq!(num(&first, "/stats/files"), SMALL_FILES as u64 + 14);
     assert!(num(&first, "/stats/bytesRead") >= BIG as u64);
     assert!(num(&first, "/stats/bytesNew") >= BIG as u64);
     assert!(text(&first, "/time").contains('T'), "time is RFC 3339");

@@ -98,6 +98,12 @@ pub fn build_tree(root: &Path, spec: &TreeSpec) {
     fs::set_permissions(root.join("modes/private"), fs::Permissions::from_mode(0o600)).unwrap();
     write(&root.join("modes/setgid-ish"), b"x");
     fs::set_permissions(root.join("modes/setgid-ish"), fs::Permissions::from_mode(0o2750)).unwrap();
+    // Restore creates files with their mode: one it cannot write to afterwards, one the usual umask (022)
+    // would narrow, and one with setuid (set after the owner, which clears it).
+    for (name, mode) in [("read-only", 0o444), ("world-writable", 0o666), ("setuid", 0o4755)] {
+        write(&root.join("modes").join(name), name.as_bytes());
+        fs::set_permissions(root.join("modes").join(name), fs::Permissions::from_mode(mode)).unwrap();
+    }
     fs::create_dir_all(root.join("modes/locked-dir")).unwrap();
     write(&root.join("modes/locked-dir/inside"), b"in");
     fs::set_permissions(root.join("modes/locked-dir"), fs::Permissions::from_mode(0o700)).unwrap();

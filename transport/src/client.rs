@@ -91,6 +91,15 @@ async fn call(conn: &quinn::Connection, request: Request<'_>) -> Result<Response
     decode_response(&body).map(Response::into_owned)
 }
 
+/// `part` as a slice of `body` when it lies inside it (a payload decoded borrowing the body), else a copy.
+fn slice_of(body: &bytes::Bytes, part: &[u8]) -> bytes::Bytes {
+    let start = (part.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
+    match start.checked_add(part.len()) {
+        Some(end) if start <= body.len() && end <= body.len() => body.slice(start..end),
+        _ => bytes::Bytes::copy_from_slice(part),
+    }
+}
+
 fn unexpected(r: Response<'_>) -> Error {
     Error::Remote(format!("unexpected reply {:?}", std::mem::discriminant(&r)))
 }
@@ -153,6 +162,16 @@ impl RemoteRepository {
     fn plaintext(&self, id: &ContentId, blob: &BlobPayload<'_>) -> Result<Vec<u8>> {
         let compression = compress::Compression::from_byte(blob.compression)?;
         let plain = compress::decompress(compression, &blob.payload, blob.raw_len as usize, &format!("blob {id}"))?;
+        self.verify(id, &plain)?;
+        Ok(plain)
+    }
+
+    /// [`Self::plaintext`] for a blob of a reply held in `body`: a blob stored raw comes back as a slice of
+    /// the body, not a copy.
+    fn shared_plaintext(&self, id: &ContentId, body: &bytes::Bytes, blob: &BlobPayload<'_>) -> Result<bytes::Bytes> {
+        let compression = compress::Compression::from_byte(blob.compression)?;
+        let payload = slice_of(body, &blob.payload);
+        let plain = compress::decompress_shared(compression, payload, blob.raw_len as usize, &format!("blob {id}"))?;
         self.verify(id, &plain)?;
         Ok(plain)
     }
@@ -255,17 +274,18 @@ impl Access for RemoteRepository {
     }
 
     /// One round trip per [`MAX_READ_BLOBS`] ids (or per 8 MiB of reply, whichever is less).
-    fn read_blobs(&self, ids: &[ContentId]) -> Result<Vec<Vec<u8>>> {
+    fn read_blobs(&self, ids: &[ContentId]) -> Result<Vec<bytes::Bytes>> {
         let mut out = Vec::with_capacity(ids.len());
         let mut rest = ids;
         while !rest.is_empty() {
             let part = &rest[..rest.len().min(MAX_READ_BLOBS)];
-            // The payloads are decompressed straight from the reply body.
+            // The payloads are decompressed straight from the reply body (raw ones are slices of it).
             let body = self.runtime.block_on(call_body(&self.conn, Request::ReadBlobs { ids: part.to_vec() }))?;
+            let body = bytes::Bytes::from(body);
             match decode_response(&body)? {
                 Response::Blobs { blobs } if !blobs.is_empty() && blobs.len() <= part.len() => {
                     for (id, blob) in part.iter().zip(&blobs) {
-                        out.push(self.plaintext(id, blob)?);
+                        out.push(self.shared_plaintext(id, &body, blob)?);
                     }
                     rest = &rest[blobs.len()..];
                 }
