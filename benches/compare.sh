@@ -262,25 +262,28 @@ restored_root() {  # restored_root TOOL TARGET -> where the corpus contents ende
     esac
 }
 
-# run_timed LOGPREFIX cmd... : sets WALL_S, RSS_KIB, RC. stdout/stderr go to LOGPREFIX.{out,err}.
+# run_timed LOGPREFIX cmd... : sets WALL_S, RSS_KIB, CPU_S (user + system), RC. stdout/stderr go to LOGPREFIX.{out,err}.
 run_timed() {
     local prefix=$1; shift
     local t0 t1
     sync
     t0=$(date +%s%N)
     set +e
-    /usr/bin/time -f '%M' -o "$prefix.rss" "$@" >"$prefix.out" 2>"$prefix.err"
+    /usr/bin/time -f '%M %U %S' -o "$prefix.rss" "$@" >"$prefix.out" 2>"$prefix.err"
     RC=$?
     set -e
     t1=$(date +%s%N)
     WALL_S=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
-    RSS_KIB=$(tail -n1 "$prefix.rss" 2>/dev/null || true)
+    local usage
+    usage=$(tail -n1 "$prefix.rss" 2>/dev/null || true)
+    RSS_KIB=${usage%% *}
     [[ $RSS_KIB =~ ^[0-9]+$ ]] || RSS_KIB=0
+    CPU_S=$(awk '{ if (NF == 3) printf "%.2f", $2 + $3; else print "-" }' <<<"$usage")
 }
 
 RAW="$WORK/raw.tsv"
-printf 'run\tphase\ttool\tstatus\texit_code\twall_s\tcorpus_bytes\tpeak_rss_kib\trepo_bytes\trestore_identical\n' >"$RAW"
-record() {  # record RUN PHASE TOOL STATUS RC WALL BYTES RSS REPO IDENTICAL
+printf 'run\tphase\ttool\tstatus\texit_code\twall_s\tcorpus_bytes\tpeak_rss_kib\tcpu_s\trepo_bytes\trestore_identical\n' >"$RAW"
+record() {  # record RUN PHASE TOOL STATUS RC WALL BYTES RSS CPU REPO IDENTICAL
     local IFS=$'\t'
     printf '%s\n' "$*" >>"$RAW"
 }
@@ -294,7 +297,7 @@ backup_phase() {  # backup_phase RUN PHASE
     warm_cache "$CORPUS"
     for tool in "${TOOLS[@]}"; do
         if [[ -n ${BROKEN[$tool]:-} ]]; then
-            record "$run" "$phase" "$tool" skipped - - "$bytes" - - -
+            record "$run" "$phase" "$tool" skipped - - "$bytes" - - - -
             continue
         fi
         tool_cmd "$tool" backup "$phase"
@@ -312,8 +315,8 @@ backup_phase() {  # backup_phase RUN PHASE
             log "  $tool $phase backup FAILED (exit $RC); last lines of stderr:"
             tail -n 15 "$LOG_DIR/$tool-$phase.err" >&2 || true
         fi
-        record "$run" "$phase" "$tool" "$status" "$RC" "$WALL_S" "$bytes" "$RSS_KIB" "$repo_bytes" -
-        log "  $phase $tool: ${WALL_S}s, peak RSS $(( RSS_KIB / 1024 )) MiB, repo $(( repo_bytes / 1048576 )) MiB [$status]"
+        record "$run" "$phase" "$tool" "$status" "$RC" "$WALL_S" "$bytes" "$RSS_KIB" "$CPU_S" "$repo_bytes" -
+        log "  $phase $tool: ${WALL_S}s, CPU ${CPU_S}s, peak RSS $(( RSS_KIB / 1024 )) MiB, repo $(( repo_bytes / 1048576 )) MiB [$status]"
     done
 }
 
@@ -323,7 +326,7 @@ restore_phase() {  # restore_phase RUN
     python3 "$CORPUS_PY" "$CORPUS" --manifest "$RUN_DIR/expected.manifest"
     for tool in "${TOOLS[@]}"; do
         if [[ -n ${BROKEN[$tool]:-} ]]; then
-            record "$run" restore "$tool" skipped - - "$bytes" - - -
+            record "$run" restore "$tool" skipped - - "$bytes" - - - -
             continue
         fi
         target="$RUN_DIR/restore-$tool"
@@ -364,8 +367,8 @@ restore_phase() {  # restore_phase RUN
                 fi
             fi
         fi
-        record "$run" restore "$tool" "$status" "$RC" "$WALL_S" "$bytes" "$RSS_KIB" "$repo_bytes" "$identical"
-        log "  restore $tool: ${WALL_S}s, peak RSS $(( RSS_KIB / 1024 )) MiB, identical: $identical [$status]"
+        record "$run" restore "$tool" "$status" "$RC" "$WALL_S" "$bytes" "$RSS_KIB" "$CPU_S" "$repo_bytes" "$identical"
+        log "  restore $tool: ${WALL_S}s, CPU ${CPU_S}s, peak RSS $(( RSS_KIB / 1024 )) MiB, identical: $identical [$status]"
         [[ $KEEP -eq 1 ]] || rm -rf "$target"
     done
 }
@@ -464,6 +467,7 @@ for phase in phases:
             "mb_per_s": (nbytes / 1e6 / wall) if wall and nbytes else None,
             "peak_rss_mib": (lambda v: v / 1024 if v is not None else None)(
                 med(num(r["peak_rss_kib"]) for r in good)),
+            "cpu_s": med(num(r.get("cpu_s")) for r in good),
             "repo_bytes": med(num(r["repo_bytes"], int) for r in good),
         }
         if phase == "restore":
@@ -485,22 +489,22 @@ head = (f"Machine: {machine['nproc']} CPUs ({machine['cpu_model']}), {machine['m
         f"median of {params['runs']} run(s)  \n"
         "Tools: " + "; ".join(f"{t}: {v}" for t, v in versions.items()) + "\n")
 lines = [head,
-         "| phase | tool | wall s | MB/s | speed-up vs restic | peak RSS MiB | repo MiB | status |",
-         "|---|---|---:|---:|---:|---:|---:|---|"]
+         "| phase | tool | wall s | MB/s | speed-up vs restic | CPU s | peak RSS MiB | repo MiB | status |",
+         "|---|---|---:|---:|---:|---:|---:|---:|---|"]
 for r in rows:
     status = r["status"]
     if r["phase"] == "restore" and r["restore_identical"] != "-":
         status += ", identical" if r["restore_identical"] == "yes" else ", NOT IDENTICAL"
     lines.append(
         f"| {r['phase']} | {r['tool']} | {fmt(r['wall_s'], '.2f')} | {fmt(r['mb_per_s'], '.1f')} | "
-        f"{fmt(r['speedup_vs_restic'], '.2f')} | {fmt(r['peak_rss_mib'], '.0f')} | "
+        f"{fmt(r['speedup_vs_restic'], '.2f')} | {fmt(r['cpu_s'], '.2f')} | {fmt(r['peak_rss_mib'], '.0f')} | "
         f"{fmt(None if r['repo_bytes'] is None else r['repo_bytes'] / 1048576, '.1f')} | {status} |")
 md = "\n".join(lines) + "\n"
 print(md)
 with open(os.path.join(out_dir, "results.md"), "w") as f:
     f.write(md)
 
-cols = ["phase", "tool", "wall_s", "mb_per_s", "speedup_vs_restic", "peak_rss_mib", "repo_bytes",
+cols = ["phase", "tool", "wall_s", "mb_per_s", "speedup_vs_restic", "cpu_s", "peak_rss_mib", "repo_bytes",
         "corpus_bytes", "restore_identical", "status", "runs_ok", "runs"]
 with open(os.path.join(out_dir, "results.csv"), "w", newline="") as f:
     w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
