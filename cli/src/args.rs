@@ -275,7 +275,7 @@ pub struct BenchmarkArgs {
     pub command: BenchmarkCommand,
 }
 
-#[derive(Subcommand, Debug, Clone, Copy)]
+#[derive(Subcommand, Debug, Clone)]
 pub enum BenchmarkCommand {
     /// Content-defined chunking at each offered average size
     Splitter(BenchmarkOptions),
@@ -287,11 +287,14 @@ pub enum BenchmarkCommand {
     Compression(BenchmarkOptions),
 }
 
-#[derive(Args, Debug, Clone, Copy)]
+#[derive(Args, Debug, Clone)]
 pub struct BenchmarkOptions {
     /// Sample data: text (compressible) or random
     #[arg(long, value_enum, default_value_t = SampleData::Text)]
     pub data: SampleData,
+    /// Measure on the contents of this file instead (its first --size-mib MiB), e.g. a tar of your own data
+    #[arg(long, value_name = "FILE", conflicts_with = "data")]
+    pub data_file: Option<std::path::PathBuf>,
     /// MiB of sample data
     #[arg(long, default_value_t = 32)]
     pub size_mib: usize,

@@ -49,7 +49,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Benchmark(a) = &cli.command {
-        return commands::benchmark::run(a.command);
+        return commands::benchmark::run(&a.command);
     }
     let ctx = Context::new(cli.global)?;
     match cli.command {

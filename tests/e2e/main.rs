@@ -7,6 +7,7 @@ mod support;
 mod tree_gen;
 
 mod backup_restore;
+mod benchmark;
 mod cli_errors;
 mod credentials;
 mod disk_full;

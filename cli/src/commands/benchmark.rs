@@ -1,33 +1,40 @@
 //! `cairn benchmark splitter|hashing|encryption|compression`: measures each option Cairn offers on this
 //! machine (one core), prints them ranked by speed and names the fastest, as Kopia's benchmark commands do.
+//! The sample is generated (text-like or random) or, with `--data-file`, read from the user's own file.
 
+use std::io::Read;
+use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use cairn_engine::benchmark::{self, BenchResult, SampleKind};
 
 use crate::args::{BenchmarkCommand, BenchmarkOptions, SampleData};
 use crate::output;
 
-pub fn run(command: BenchmarkCommand) -> Result<()> {
+pub fn run(command: &BenchmarkCommand) -> Result<()> {
     let (what, opts) = match command {
         BenchmarkCommand::Splitter(o) => ("splitter", o),
         BenchmarkCommand::Hashing(o) => ("hashing", o),
         BenchmarkCommand::Encryption(o) => ("encryption", o),
         BenchmarkCommand::Compression(o) => ("compression", o),
     };
-    check(&opts)?;
+    check(opts)?;
     let kind = match opts.data {
         SampleData::Text => SampleKind::Text,
         SampleData::Random => SampleKind::Random,
     };
-    let data = benchmark::sample(kind, opts.size_mib << 20);
+    let (data, described) = match &opts.data_file {
+        Some(path) => (read_sample(path, opts.size_mib << 20)?, path.display().to_string()),
+        None => (benchmark::sample(kind, opts.size_mib << 20), format!("{:?} data", opts.data)),
+    };
     let budget = Duration::from_secs_f64(opts.seconds);
     let block = opts.block_kib << 10;
     if !opts.json {
         eprintln!(
-            "Benchmarking {what} on {} MiB of {:?} data, one thread, {:.1}s per option...",
-            opts.size_mib, opts.data, opts.seconds
+            "Benchmarking {what} on {:.1} MiB of {described}, one thread, {:.1}s per option...",
+            data.len() as f64 / 1048576.0,
+            opts.seconds
         );
     }
     let mut results = match command {
@@ -40,7 +47,8 @@ pub fn run(command: BenchmarkCommand) -> Result<()> {
     if opts.json {
         return output::json(&serde_json::json!({
             "benchmark": what,
-            "data": format!("{:?}", opts.data).to_lowercase(),
+            "data": if opts.data_file.is_some() { "file".to_string() } else { format!("{:?}", opts.data).to_lowercase() },
+            "dataFile": opts.data_file,
             "bytes": data.len(),
             "blockBytes": block,
             "results": results,
@@ -57,6 +65,17 @@ pub fn run(command: BenchmarkCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The first `limit` bytes of `path`.
+fn read_sample(path: &Path, limit: usize) -> Result<Vec<u8>> {
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut data = Vec::new();
+    file.take(limit as u64).read_to_end(&mut data).with_context(|| format!("cannot read {}", path.display()))?;
+    if data.is_empty() {
+        bail!("{} is empty: nothing to measure", path.display());
+    }
+    Ok(data)
 }
 
 fn check(opts: &BenchmarkOptions) -> Result<()> {
