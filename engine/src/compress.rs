@@ -1,5 +1,6 @@
 //! zstd compression of one chunk, with the raw fallback: a chunk that does not shrink is stored as is.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 
 use serde::{Deserialize, Serialize};
@@ -79,12 +80,18 @@ pub fn decompress_shared(kind: Compression, data: bytes::Bytes, raw_len: usize, 
 
 /// Restores a blob's plaintext, which must be exactly `raw_len` bytes.
 pub fn decompress(kind: Compression, data: &[u8], raw_len: usize, what: &str) -> Result<Vec<u8>> {
+    decompress_borrowed(kind, data, raw_len, what).map(Cow::into_owned)
+}
+
+/// Like [`decompress`], but a blob stored raw is returned as `data` itself, not a copy (a server checking
+/// uploads, a third of which are typically incompressible, saves copying them).
+pub fn decompress_borrowed<'a>(kind: Compression, data: &'a [u8], raw_len: usize, what: &str) -> Result<Cow<'a, [u8]>> {
     if raw_len > MAX_RAW_LEN {
         return Err(Error::corrupt(what, format!("claims {raw_len} bytes, above the limit")));
     }
     let out = match kind {
-        Compression::None => data.to_vec(),
-        Compression::Zstd => DECOMPRESSOR.with(|cell| {
+        Compression::None => Cow::Borrowed(data),
+        Compression::Zstd => Cow::Owned(DECOMPRESSOR.with(|cell| {
             let mut slot = cell.borrow_mut();
             if slot.is_none() {
                 *slot = Some(
@@ -97,7 +104,7 @@ pub fn decompress(kind: Compression, data: &[u8], raw_len: usize, what: &str) ->
                 .decompress_to_buffer(data, &mut out)
                 .map_err(|e| Error::corrupt(what, format!("zstd: {e}")))?;
             Ok::<_, Error>(out)
-        })?,
+        })?),
     };
     if out.len() != raw_len {
         return Err(Error::corrupt(what, format!("{} bytes after decompression, expected {raw_len}", out.len())));
@@ -122,6 +129,7 @@ mod tests {
         assert!(out.is_empty());
         assert!(decompress(Compression::Zstd, &[1, 2, 3], 10, "t").is_err());
         assert!(decompress(Compression::None, &[1, 2, 3], 4, "t").is_err());
+        assert!(matches!(decompress_borrowed(Compression::None, &noise, noise.len(), "t"), Ok(Cow::Borrowed(_))));
         let raw = bytes::Bytes::from(noise.clone());
         let shared = decompress_shared(Compression::None, raw.clone(), noise.len(), "t").unwrap();
         assert_eq!(shared.as_ptr(), raw.as_ptr(), "a raw blob is not copied");

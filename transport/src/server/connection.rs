@@ -294,8 +294,8 @@ impl Conn {
         let mut blobs = Vec::with_capacity(ids.len());
         for (id, (compression, raw_len, payload)) in ids.iter().zip(payloads) {
             if index.get(id).is_some_and(|l| l.class == BlobClass::Metadata) {
-                let plain =
-                    compress::decompress(compression, &payload, raw_len as usize, "metadata").map_err(engine_err)?;
+                let plain = compress::decompress_borrowed(compression, &payload, raw_len as usize, "metadata")
+                    .map_err(engine_err)?;
                 lock(&self.readable).learn_from(&plain);
             }
             blobs.push(OutBlob { compression: compression as u8, raw_len, payload });
@@ -320,8 +320,9 @@ impl Conn {
                 let class = BlobClass::from_byte(class).map_err(engine_err)?;
                 let compression = Compression::from_byte(compression).map_err(engine_err)?;
                 // Verify before storing: a client must not be able to poison the repository.
-                let plain = compress::decompress(compression, &payload, raw_len as usize, &format!("blob {id}"))
-                    .map_err(engine_err)?;
+                let plain =
+                    compress::decompress_borrowed(compression, &payload, raw_len as usize, &format!("blob {id}"))
+                        .map_err(engine_err)?;
                 content::verify_id(&login.hashing, &id, &plain).map_err(engine_err)?;
                 if class == BlobClass::Metadata
                     && cairn_engine::tree::TreeRecord::decode(&plain).is_err()
