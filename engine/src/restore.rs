@@ -2,8 +2,9 @@
 //! are restored in parallel, and the chunks of a large file are fetched in parallel and written at their
 //! offsets. Every chunk is decrypted and re-hashed before it is written. Metadata (mode, owner when
 //! permitted, mtime) is applied after contents, folders last, so their mtimes stick; a regular file gets
-//! its metadata through the handle it was written with, and is created with its final permission bits
-//! when the umask leaves them intact (no window with wider access, no extra chmod). A folder is read one
+//! its metadata through the handle it was written with. It is created with its permission bits (so it never
+//! has wider access than stored) and changed afterwards only if the umask, a default ACL or an existing file
+//! left it with others. A folder is read one
 //! stored page at a time, so a folder of millions of entries is never in memory at once. FIFOs are
 //! recreated; device nodes too when running as root (otherwise they are skipped with a warning and
 //! counted); sockets are skipped (a socket file is only meaningful to the process that bound it).
@@ -80,24 +81,7 @@ struct Ctx<'a> {
     errors: Mutex<Vec<String>>,
     /// Running as root: owners are restored and device nodes can be made.
     is_root: bool,
-    /// The process's umask, when it could be read.
-    umask: Option<u32>,
     cancel: &'a AtomicBool,
-}
-
-/// The process's umask, from `/proc/self/status` (reading it with umask(2) would change it meanwhile for
-/// every thread).
-fn process_umask() -> Option<u32> {
-    let status = fs::read_to_string("/proc/self/status").ok()?;
-    let value = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
-    u32::from_str_radix(value.trim(), 8).ok()
-}
-
-/// A regular file created to restore into.
-struct Created {
-    file: File,
-    /// The file was created with the entry's permission bits, untouched by the umask.
-    exact_mode: bool,
 }
 
 impl Ctx<'_> {
@@ -130,7 +114,6 @@ pub fn restore(
         errors: Mutex::new(Vec::new()),
         // SAFETY: geteuid has no preconditions and cannot fail.
         is_root: unsafe { libc::geteuid() } == 0,
-        umask: process_umask(),
         cancel,
     };
     let pool = rayon::ThreadPoolBuilder::new()
@@ -256,17 +239,17 @@ fn restore_small_files(ctx: &Ctx<'_>, batch: &[(&Node, ContentId)], dir: &Path) 
     for ((node, _), data) in batch.iter().zip(contents) {
         let path = dir.join(std::ffi::OsStr::from_bytes(&node.name));
         let result = (|| {
-            let created = create_file(ctx, node, &path)?;
+            let file = create_file(ctx, node, &path)?;
             if data.len() as u64 != node.size {
                 return Err(Error::corrupt(
                     format!("file {}", path.display()),
                     format!("its chunk holds {} bytes, entry says {}", data.len(), node.size),
                 ));
             }
-            created.file.write_all_at(&data, 0).map_err(|e| Error::local(&path, e))?;
+            file.write_all_at(&data, 0).map_err(|e| Error::local(&path, e))?;
             ctx.progress.bytes.fetch_add(data.len() as u64, Relaxed);
             ctx.progress.files.fetch_add(1, Relaxed);
-            apply_file_metadata(ctx, node, &created, &path)
+            apply_file_metadata(ctx, node, &file, &path)
         })();
         if let Err(e) = result {
             ctx.error(&path, e);
@@ -330,8 +313,7 @@ fn restore_file(ctx: &Ctx<'_>, node: &Node, path: &Path) -> Result<()> {
             format!("chunks hold {end} bytes, entry says {}", node.size),
         ));
     }
-    let created = create_file(ctx, node, path)?;
-    let file = &created.file;
+    let file = &create_file(ctx, node, path)?;
     if groups.len() > 1 {
         // Written out of order: the final length first, so the file's extents are never shrunk or extended
         // in the middle of the writes.
@@ -363,36 +345,37 @@ fn restore_file(ctx: &Ctx<'_>, node: &Node, path: &Path) -> Result<()> {
         groups.iter().try_for_each(write)?;
     }
     ctx.progress.files.fetch_add(1, Relaxed);
-    apply_file_metadata(ctx, node, &created, path)
+    apply_file_metadata(ctx, node, file, path)
 }
 
-/// Creates a file to restore into (replacing an existing one only with `--overwrite`), with the entry's
-/// permission bits (which the umask may narrow).
-fn create_file(ctx: &Ctx<'_>, node: &Node, path: &Path) -> Result<Created> {
-    let permissions = node.mode & 0o777;
+/// Creates a file to restore into, with the entry's permission bits (which the umask or a default ACL may
+/// narrow). An existing file is replaced only with `--overwrite`; a symlink in its place is removed rather
+/// than followed, so neither the contents nor the owner and mode land on whatever it points to.
+fn create_file(ctx: &Ctx<'_>, node: &Node, path: &Path) -> Result<File> {
     let mut open = OpenOptions::new();
-    open.write(true).mode(permissions);
+    open.write(true).mode(node.mode & 0o777).custom_flags(libc::O_NOFOLLOW);
     if ctx.options.overwrite {
+        if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            fs::remove_file(path).map_err(|e| Error::local(path, e))?;
+        }
         open.create(true).truncate(true);
     } else {
         open.create_new(true);
     }
-    let file = open.open(path).map_err(|e| Error::local(path, e))?;
-    // An existing file (--overwrite) keeps its old mode, and setuid, setgid and sticky bits are set after
-    // the owner (changing the owner clears them).
-    let exact_mode =
-        !ctx.options.overwrite && node.mode & 0o7000 == 0 && ctx.umask.is_some_and(|umask| permissions & umask == 0);
-    Ok(Created { file, exact_mode })
+    open.open(path).map_err(|e| Error::local(path, e))
 }
 
-/// [`apply_metadata`] for a regular file, through its open handle.
-fn apply_file_metadata(ctx: &Ctx<'_>, node: &Node, created: &Created, path: &Path) -> Result<()> {
-    let file = &created.file;
+/// [`apply_metadata`] for a regular file, through its open handle. The mode is changed only when the file
+/// does not already have it (it usually does, from its creation); setuid, setgid and sticky bits always go
+/// on here, after the owner (changing the owner clears them).
+fn apply_file_metadata(ctx: &Ctx<'_>, node: &Node, file: &File, path: &Path) -> Result<()> {
     if ctx.is_root {
         std::os::unix::fs::fchown(file, Some(node.uid), Some(node.gid)).map_err(|e| Error::local(path, e))?;
     }
-    if !created.exact_mode {
-        file.set_permissions(fs::Permissions::from_mode(node.mode & 0o7777)).map_err(|e| Error::local(path, e))?;
+    let want = node.mode & 0o7777;
+    let has = file.metadata().map_err(|e| Error::local(path, e))?.permissions().mode() & 0o7777;
+    if has != want {
+        file.set_permissions(fs::Permissions::from_mode(want)).map_err(|e| Error::local(path, e))?;
     }
     let mtime = node_mtime(node);
     filetime::set_file_handle_times(file, Some(mtime), Some(mtime)).map_err(|e| Error::local(path, e))

@@ -15,6 +15,7 @@ mod incremental;
 mod integrity;
 mod launcher;
 mod repository_server;
+mod restore_targets;
 mod s3;
 mod security;
 mod sources;

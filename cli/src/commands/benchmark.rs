@@ -48,7 +48,7 @@ pub fn run(command: &BenchmarkCommand) -> Result<()> {
         return output::json(&serde_json::json!({
             "benchmark": what,
             "data": if opts.data_file.is_some() { "file".to_string() } else { format!("{:?}", opts.data).to_lowercase() },
-            "dataFile": opts.data_file,
+            "dataFile": opts.data_file.as_ref().map(|p| p.to_string_lossy()),
             "bytes": data.len(),
             "blockBytes": block,
             "results": results,

@@ -52,7 +52,7 @@ impl KdfParams {
         let params = Params::new(self.memory_kib, self.iterations, self.parallelism, Some(32))
             .map_err(|e| Error::corrupt("format blob", format!("key derivation parameters: {e}")))?;
         let mut out = [0u8; 32];
-        let mut memory = block_memory(params.block_count());
+        let mut memory = block_memory(params.block_count())?;
         Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
             .hash_password_into_with_memory(password, &salt, &mut out, memory.as_mut_slice())
             .map_err(|e| Error::corrupt("format blob", format!("key derivation: {e}")))?;
@@ -62,25 +62,33 @@ impl KdfParams {
 
 /// The KDF's working memory, backed by huge pages where the kernel offers them: filling 64 MiB of 4 KiB
 /// pages costs 16,384 page faults, about a sixth of the derivation's time (measured with `perf`). Memory
-/// this large is returned to the kernel when dropped, which clears it before any reuse.
-fn block_memory(blocks: usize) -> Vec<Block> {
-    let mut memory: Vec<Block> = Vec::with_capacity(blocks);
+/// this large is returned to the kernel when dropped, which clears it before any reuse. A failed allocation
+/// is an error, not an abort (a damaged format blob may ask for up to [`MAX_MEMORY_KIB`]).
+fn block_memory(blocks: usize) -> Result<Vec<Block>> {
+    let mut memory: Vec<Block> = Vec::new();
+    memory
+        .try_reserve_exact(blocks)
+        .map_err(|_| Error::corrupt("format blob", "not enough memory for the key derivation"))?;
     #[cfg(target_os = "linux")]
-    {
-        const PAGE: usize = 4096;
-        let start = memory.as_mut_ptr() as usize;
-        let end = start + blocks * std::mem::size_of::<Block>();
-        let aligned = start.next_multiple_of(PAGE);
-        if end > aligned {
-            // SAFETY: only advises the kernel about pages inside this vector's own allocation, which nothing
-            // has touched yet; madvise reads and writes no memory. Failure (no THP) is harmless.
-            unsafe {
-                libc::madvise(aligned as *mut libc::c_void, end - aligned, libc::MADV_HUGEPAGE);
-            }
+    advise_huge_pages(memory.as_mut_ptr() as usize, blocks * std::mem::size_of::<Block>());
+    memory.resize(blocks, Block::default());
+    Ok(memory)
+}
+
+/// Asks for huge pages on the whole pages inside `[start, start + len)`. Failure (no THP) is harmless.
+#[cfg(target_os = "linux")]
+fn advise_huge_pages(start: usize, len: usize) {
+    // SAFETY: sysconf has no preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096).max(1);
+    let first = start.next_multiple_of(page);
+    let end = (start + len) / page * page;
+    if end > first {
+        // SAFETY: the range holds only whole pages inside the caller's own allocation; madvise with
+        // MADV_HUGEPAGE reads and writes no memory, it only changes how the kernel backs those pages.
+        unsafe {
+            libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE);
         }
     }
-    memory.resize(blocks, Block::default());
-    memory
 }
 
 #[cfg(test)]
