@@ -174,6 +174,8 @@ impl BlobSession for LocalSession {
         if let Some(e) = self.shared.stopped().then(|| self.shared.take_failure()).flatten() {
             return Err(e);
         }
+        let stages = &self.shared.progress.stages;
+        let start = Instant::now();
         let sealed = content::seal_compressed(
             &self.shared.keys,
             blob.class,
@@ -182,9 +184,12 @@ impl BlobSession for LocalSession {
             blob.compression,
             blob.compressed,
         );
+        let sealed_at = StageTimes::add(&stages.encrypt, start);
         let len = sealed.bytes.len() as u64;
         let sender = self.sealed.as_ref().ok_or_else(|| Error::corrupt("session", "store after finish"))?;
-        if sender.send(sealed).is_err() {
+        let sent = sender.send(sealed);
+        StageTimes::add(&stages.worker_blocked, sealed_at);
+        if sent.is_err() {
             return Err(self.shared.take_failure().unwrap_or(Error::Cancelled));
         }
         Ok(len)

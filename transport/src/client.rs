@@ -306,8 +306,9 @@ impl Access for RemoteRepository {
         Ok(out)
     }
 
-    fn open_session(&self, _progress: Arc<Progress>) -> Result<Box<dyn BlobSession>> {
+    fn open_session(&self, progress: Arc<Progress>) -> Result<Box<dyn BlobSession>> {
         Ok(Box::new(RemoteSession {
+            progress,
             handle: self.runtime.handle().clone(),
             conn: self.conn.clone(),
             claimed: Mutex::new(std::collections::HashSet::new()),
@@ -324,6 +325,8 @@ const UPLOADS_IN_FLIGHT: usize = 16;
 
 /// A backup through the server: claims in batches, uploads compressed blobs without waiting for each reply.
 struct RemoteSession {
+    /// Where waiting for an upload slot is recorded.
+    progress: Arc<Progress>,
     handle: Handle,
     conn: quinn::Connection,
     /// Ids this session already claimed (so a chunk repeated within the backup is sent once).
@@ -385,10 +388,10 @@ impl BlobSession for RemoteSession {
             raw_len: blob.plaintext.len() as u32,
             payload: payload.into(),
         };
-        let permit = self
-            .handle
-            .block_on(self.uploads.clone().acquire_owned())
-            .map_err(|_| Error::Remote("upload queue closed".into()))?;
+        let waiting = std::time::Instant::now();
+        let permit = self.handle.block_on(self.uploads.clone().acquire_owned());
+        cairn_engine::backup::stats::StageTimes::add(&self.progress.stages.worker_blocked, waiting);
+        let permit = permit.map_err(|_| Error::Remote("upload queue closed".into()))?;
         let (conn, failure) = (self.conn.clone(), self.failure.clone());
         self.handle.spawn(async move {
             let outcome = match call(&conn, request).await {

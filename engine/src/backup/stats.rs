@@ -44,7 +44,7 @@ pub struct StageTimes {
     pub reader_wait: AtomicU64,
     /// Workers waiting for chunks.
     pub worker_idle: AtomicU64,
-    /// Workers waiting for room in the pack queue.
+    /// Workers waiting for room in the packer's queue (direct), or for an upload slot (through a server).
     pub worker_blocked: AtomicU64,
     /// Uploaders waiting for packs.
     pub upload_idle: AtomicU64,

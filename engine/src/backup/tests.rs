@@ -250,3 +250,55 @@ fn a_one_entry_window_only_slows_the_walk() {
     assert_eq!(again.root, roomy.root);
     assert_eq!(again.stats.files_unchanged, again.stats.files);
 }
+
+/// Memory storage on which storing a data pack takes a while, as on a slow disk or network.
+struct SlowPacks(MemoryStorage);
+
+impl crate::storage::Storage for SlowPacks {
+    fn put(&self, name: &str, data: &[u8]) -> Result<(), crate::storage::StorageError> {
+        if name.starts_with('p') {
+            std::thread::sleep(std::time::Duration::from_millis(40));
+        }
+        self.0.put(name, data)
+    }
+    fn get(&self, name: &str) -> Result<Vec<u8>, crate::storage::StorageError> {
+        self.0.get(name)
+    }
+    fn get_range(&self, name: &str, offset: u64, length: u64) -> Result<Vec<u8>, crate::storage::StorageError> {
+        self.0.get_range(name, offset, length)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<crate::storage::BlobMeta>, crate::storage::StorageError> {
+        self.0.list(prefix)
+    }
+    fn delete(&self, name: &str) -> Result<(), crate::storage::StorageError> {
+        self.0.delete(name)
+    }
+    fn stat(&self, name: &str) -> Result<crate::storage::BlobMeta, crate::storage::StorageError> {
+        self.0.stat(name)
+    }
+    fn describe(&self) -> String {
+        "slow packs".into()
+    }
+}
+
+/// `--stats` tells sealing apart from waiting: with storage slower than the workers, the workers' time blocked
+/// on the packer's full queue is reported as such, and is not counted as encryption.
+#[test]
+fn stage_times_separate_encryption_from_waiting_for_storage() {
+    let src = tempfile::tempdir().unwrap();
+    let mut noise = vec![0u8; 24 << 20];
+    blake3::Hasher::new().update(b"stage times").finalize_xof().fill(&mut noise);
+    std::fs::write(src.path().join("noise.bin"), &noise).unwrap();
+    let options = CreateOptions { pack_size: 1 << 20, ..CreateOptions::default() };
+    let repo = Repository::create(Arc::new(SlowPacks(MemoryStorage::new())), b"pw", &options).unwrap();
+    let source = Source { host: "h".into(), user_name: "u".into(), path: src.path().display().to_string() };
+    let outcome =
+        run_backup(&repo, BackupOptions::new(src.path().to_path_buf(), source), Arc::new(Progress::default())).unwrap();
+    let stages = outcome.stages;
+    // 24 packs of 1 MiB at 40 ms each, two uploaders: about half a second of storing, while the workers
+    // could fill the queues before it in milliseconds.
+    assert!(stages.worker_blocked_seconds > 0.05, "{stages:?}");
+    assert!(stages.encrypt_seconds > 0.0 && stages.hash_seconds > 0.0, "{stages:?}");
+    // Sealing 24 MiB takes milliseconds; the waiting is not in it.
+    assert!(stages.encrypt_seconds < stages.worker_blocked_seconds, "{stages:?}");
+}

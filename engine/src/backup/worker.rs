@@ -1,6 +1,7 @@
 //! The CPU stage, run by every thread of the worker pool: take a few chunks, hash each with the keyed
 //! BLAKE3, ask the session in one batch which of them are new, compress the new ones while they are hot in
-//! cache, and hand them to the session (which encrypts and packs them, or sends them to a server).
+//! cache, and hand them to the session (which encrypts and packs them, or sends them to a server, and
+//! records how long that took and how long it waited for room).
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
@@ -62,7 +63,9 @@ fn process_batch(
     for ((job, id), new) in batch.drain(..).zip(ids.iter()).zip(claimed) {
         if new {
             let compression = compress::compress_into(level, &job.data, scratch);
-            t = StageTimes::add(&stages.compress, t);
+            StageTimes::add(&stages.compress, t);
+            // The session accounts for its own time: sealing as `encrypt`, waiting for room in its queue as
+            // `worker_blocked`.
             let stored = shared.session.store(PreparedBlob {
                 class: BlobClass::Data,
                 id: *id,
@@ -70,7 +73,7 @@ fn process_batch(
                 compression,
                 compressed: scratch,
             })?;
-            t = StageTimes::add(&stages.encrypt, t);
+            t = Instant::now();
             shared.progress.bytes_new.fetch_add(job.data.len() as u64, Relaxed);
             shared.progress.chunks_new.fetch_add(1, Relaxed);
             shared.progress.bytes_stored.fetch_add(stored, Relaxed);
