@@ -44,7 +44,9 @@ pub struct StageTimes {
     pub reader_wait: AtomicU64,
     /// Workers waiting for chunks.
     pub worker_idle: AtomicU64,
-    /// Workers waiting for room in the packer's queue (direct), or for an upload slot (through a server).
+    /// Workers (and the tree assembler, which stores trees the same way) waiting for room in the packer's
+    /// queue (direct), or for an upload slot (through a server). On a busy machine this is mostly time the
+    /// packer waited for a core, not idle time.
     pub worker_blocked: AtomicU64,
     /// Uploaders waiting for packs.
     pub upload_idle: AtomicU64,
