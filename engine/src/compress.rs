@@ -71,14 +71,11 @@ pub fn compress_into(level: i32, data: &[u8], out: &mut Vec<u8>) -> Compression 
 /// Like [`decompress`], for a payload held in shared bytes: a blob stored raw is returned as the same bytes,
 /// without a copy (on a restore, the incompressible third of a typical tree).
 pub fn decompress_shared(kind: Compression, data: bytes::Bytes, raw_len: usize, what: &str) -> Result<bytes::Bytes> {
-    if raw_len > MAX_RAW_LEN {
-        return Err(Error::corrupt(what, format!("claims {raw_len} bytes, above the limit")));
-    }
-    match kind {
-        Compression::None if data.len() == raw_len => Ok(data),
-        Compression::None => Err(Error::corrupt(what, format!("{} bytes stored raw, expected {raw_len}", data.len()))),
-        Compression::Zstd => decompress(kind, &data, raw_len, what).map(bytes::Bytes::from),
-    }
+    let decompressed = match decompress_borrowed(kind, &data, raw_len, what)? {
+        Cow::Borrowed(_) => None,
+        Cow::Owned(plain) => Some(plain),
+    };
+    Ok(decompressed.map_or(data, bytes::Bytes::from))
 }
 
 /// Restores a blob's plaintext, which must be exactly `raw_len` bytes.

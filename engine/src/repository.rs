@@ -243,12 +243,15 @@ impl Repository {
     /// Checks that `plaintext` is the content named `id`: under the shared hashing key, or under the key of
     /// an isolated user who has snapshots here (looked up from the snapshot records on the first miss).
     pub fn verify_content(&self, id: &ContentId, plaintext: &[u8]) -> Result<()> {
-        self.tenants.verify(&self.keys.hashing, id, plaintext, || {
-            let mut names: Vec<String> = self.list_snapshots()?.into_iter().filter_map(|s| s.tenant).collect();
-            names.sort();
-            names.dedup();
-            Ok(names.iter().map(|n| self.keys.tenant_hashing(n)).collect())
-        })
+        self.tenants.verify(&self.keys.hashing, id, plaintext, || self.tenant_hashing_keys())
+    }
+
+    /// The hashing keys of the isolated users who have snapshots here, in the order of their names.
+    pub fn tenant_hashing_keys(&self) -> Result<Vec<HashingKey>> {
+        let mut names: Vec<String> = self.list_snapshots()?.into_iter().filter_map(|s| s.tenant).collect();
+        names.sort();
+        names.dedup();
+        Ok(names.iter().map(|n| self.keys.tenant_hashing(n)).collect())
     }
 
     /// Payloads of several blobs after decryption, still compressed (what a repository server sends to

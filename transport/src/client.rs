@@ -158,17 +158,9 @@ impl RemoteRepository {
         self.runtime.block_on(call(&self.conn, request))
     }
 
-    /// A blob's plaintext from its payload as sent. Trust nothing: it must hash to the id asked for.
-    fn plaintext(&self, id: &ContentId, blob: &BlobPayload<'_>) -> Result<Vec<u8>> {
-        let compression = compress::Compression::from_byte(blob.compression)?;
-        let plain = compress::decompress(compression, &blob.payload, blob.raw_len as usize, &format!("blob {id}"))?;
-        self.verify(id, &plain)?;
-        Ok(plain)
-    }
-
-    /// [`Self::plaintext`] for a blob of a reply held in `body`: a blob stored raw comes back as a slice of
-    /// the body, not a copy.
-    fn shared_plaintext(&self, id: &ContentId, body: &bytes::Bytes, blob: &BlobPayload<'_>) -> Result<bytes::Bytes> {
+    /// A blob's plaintext from its payload as sent in a reply held in `body`. Trust nothing: it must hash to
+    /// the id asked for. A blob stored raw comes back as a slice of the body, not a copy.
+    fn plaintext(&self, id: &ContentId, body: &bytes::Bytes, blob: &BlobPayload<'_>) -> Result<bytes::Bytes> {
         let compression = compress::Compression::from_byte(blob.compression)?;
         let payload = slice_of(body, &blob.payload);
         let plain = compress::decompress_shared(compression, payload, blob.raw_len as usize, &format!("blob {id}"))?;
@@ -264,10 +256,10 @@ impl Access for RemoteRepository {
     }
 
     fn read_blob(&self, id: &ContentId) -> Result<Vec<u8>> {
-        let body = self.runtime.block_on(call_body(&self.conn, Request::ReadBlob { id: *id }))?;
+        let body = bytes::Bytes::from(self.runtime.block_on(call_body(&self.conn, Request::ReadBlob { id: *id }))?);
         match decode_response(&body)? {
             Response::Blob { compression, raw_len, payload } => {
-                self.plaintext(id, &BlobPayload { compression, raw_len, payload })
+                self.plaintext(id, &body, &BlobPayload { compression, raw_len, payload }).map(Vec::from)
             }
             other => Err(unexpected(other)),
         }
@@ -285,7 +277,7 @@ impl Access for RemoteRepository {
             match decode_response(&body)? {
                 Response::Blobs { blobs } if !blobs.is_empty() && blobs.len() <= part.len() => {
                     for (id, blob) in part.iter().zip(&blobs) {
-                        out.push(self.shared_plaintext(id, &body, blob)?);
+                        out.push(self.plaintext(id, &body, blob)?);
                     }
                     rest = &rest[blobs.len()..];
                 }

@@ -45,25 +45,30 @@ impl Window {
     /// frees places, so the wait looks at `stopped` every [`STOP_POLL`]).
     pub fn enter(self: &Arc<Self>, depth: usize, stopped: impl Fn() -> bool) -> Option<Ticket> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        while state.held >= self.limit.saturating_add(depth) {
+        while self.full(&state, depth) {
             if stopped() {
                 return None;
             }
             state.waiting = true;
             state = self.freed.wait_timeout(state, STOP_POLL).unwrap_or_else(|p| p.into_inner()).0;
         }
-        state.held += 1;
-        Some(Ticket { window: self.clone() })
+        Some(self.take(&mut state))
     }
 
     /// Takes a place for an entry if one is free now, without waiting.
     pub fn try_enter(self: &Arc<Self>, depth: usize) -> Option<Ticket> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if state.held >= self.limit.saturating_add(depth) {
-            return None;
-        }
+        (!self.full(&state, depth)).then(|| self.take(&mut state))
+    }
+
+    /// Whether an entry `depth` folders down must wait: the limit plus `depth` places are taken.
+    fn full(&self, state: &State, depth: usize) -> bool {
+        state.held >= self.limit.saturating_add(depth)
+    }
+
+    fn take(self: &Arc<Self>, state: &mut State) -> Ticket {
         state.held += 1;
-        Some(Ticket { window: self.clone() })
+        Ticket { window: self.clone() }
     }
 
     /// Places taken now.

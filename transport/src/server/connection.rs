@@ -416,13 +416,8 @@ impl Conn {
                 if !login.admin {
                     return Err(err(ErrorCode::PermissionDenied, "only an admin may read other users' hashing keys"));
                 }
-                let mut names: Vec<String> =
-                    repo.list_snapshots().map_err(engine_err)?.into_iter().filter_map(|s| s.tenant).collect();
-                names.sort();
-                names.dedup();
-                Ok(Outgoing::Message(Response::TenantKeys {
-                    keys: names.iter().map(|n| *repo.keys().tenant_hashing(n).as_bytes()).collect(),
-                }))
+                let keys = repo.tenant_hashing_keys().map_err(engine_err)?;
+                Ok(Outgoing::Message(Response::TenantKeys { keys: keys.iter().map(|k| *k.as_bytes()).collect() }))
             }
             Request::Status => {
                 let f = repo.format();
