@@ -42,12 +42,40 @@ pub trait BlobSession: Send + Sync {
     /// For each id, whether the caller must store it: false when the repository has it or this session
     /// already claimed it.
     fn claim(&self, ids: &[ContentId]) -> Result<Vec<bool>>;
+    /// [`BlobSession::claim`] without waiting for the answer: a session whose answer takes a round trip
+    /// (through a server) sends the question now, so the caller can go on hashing the next chunks and wait
+    /// only when it needs the answer. Ids are claimed in the order the questions are asked.
+    fn start_claim(&self, ids: &[ContentId]) -> PendingClaim {
+        PendingClaim::Ready(self.claim(ids))
+    }
     /// Whether the repository has this blob (to reuse a parent snapshot's chunks without reading).
     fn is_stored(&self, id: &ContentId) -> bool;
     /// Stores a claimed blob; returns the bytes it will occupy (or did occupy on the wire).
     fn store(&self, blob: PreparedBlob<'_>) -> Result<u64>;
     /// Makes everything stored so far durable and indexed, then records `snapshot`.
     fn commit(self: Box<Self>, snapshot: &Snapshot) -> Result<()>;
+}
+
+/// The answer to a [`BlobSession::start_claim`], ready or on its way.
+pub enum PendingClaim {
+    Ready(Result<Vec<bool>>),
+    /// Blocks until the answer is there.
+    Waiting(Box<dyn FnOnce() -> Result<Vec<bool>> + Send>),
+}
+
+impl PendingClaim {
+    /// True when the answer came at once (a session without round trips).
+    pub fn is_ready(&self) -> bool {
+        matches!(self, PendingClaim::Ready(_))
+    }
+
+    /// The answer: for each id asked, whether the caller must store it.
+    pub fn wait(self) -> Result<Vec<bool>> {
+        match self {
+            PendingClaim::Ready(answer) => answer,
+            PendingClaim::Waiting(answer) => answer(),
+        }
+    }
 }
 
 /// Read access plus backup sessions.

@@ -4,10 +4,11 @@
 //! several workers upload at once and QUIC flow control provides backpressure. It must not be called from
 //! inside an async context.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use cairn_engine::access::{Access, BlobSession, PreparedBlob};
+use cairn_engine::access::{Access, BlobSession, PendingClaim, PreparedBlob};
 use cairn_engine::backup::Progress;
 use cairn_engine::chunker::ChunkerParams;
 use cairn_engine::compress;
@@ -18,8 +19,10 @@ use cairn_engine::tenants::TenantKeys;
 use cairn_engine::{content, Error, Result};
 use tokio::runtime::{Handle, Runtime};
 
-use crate::protocol::frame::{decode_body, encode_request_frame, frame_length};
-use crate::protocol::{BlobPayload, ErrorCode, Request, Response, MAX_BATCH, MAX_READ_BLOBS};
+use crate::protocol::frame::{decode_body, encode_uploads_frame, frame_length, OutUpload};
+use crate::protocol::{
+    encode_frame, BlobPayload, ErrorCode, Request, Response, MAX_BATCH, MAX_PUT_BLOBS, MAX_READ_BLOBS,
+};
 use crate::server::client_transport;
 use crate::tls::{parse_fingerprint, PinnedVerifier};
 
@@ -67,10 +70,15 @@ fn remote_error(code: ErrorCode, message: String) -> Error {
 
 /// Sends one request and returns the response's frame body, undecoded.
 async fn call_body(conn: &quinn::Connection, request: Request<'_>) -> Result<Vec<u8>> {
+    send_frame(conn, vec![bytes::Bytes::from(encode_frame(&request))]).await
+}
+
+/// Sends one request frame given in pieces and returns the response's frame body, undecoded.
+async fn send_frame(conn: &quinn::Connection, mut pieces: Vec<bytes::Bytes>) -> Result<Vec<u8>> {
     let io = |e: String| Error::Remote(format!("connection: {e}"));
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| io(e.to_string()))?;
-    // An upload's payload goes to QUIC as it is, not copied into a frame buffer first.
-    send.write_all_chunks(&mut encode_request_frame(request)).await.map_err(|e| io(e.to_string()))?;
+    // An upload's payloads go to QUIC as they are, not copied into a frame buffer first.
+    send.write_all_chunks(&mut pieces).await.map_err(|e| io(e.to_string()))?;
     send.finish().map_err(|e| io(e.to_string()))?;
     let mut prefix = [0u8; 4];
     recv.read_exact(&mut prefix).await.map_err(|e| io(e.to_string()))?;
@@ -305,15 +313,19 @@ impl Access for RemoteRepository {
             conn: self.conn.clone(),
             claimed: Mutex::new(std::collections::HashSet::new()),
             uploads: Arc::new(tokio::sync::Semaphore::new(UPLOADS_IN_FLIGHT)),
+            batch: Mutex::new((Vec::new(), 0)),
             failure: Arc::new(Mutex::new(None)),
         }))
     }
 }
 
-/// Uploads a session keeps in flight at once (each on its own stream). Workers go on compressing while
-/// the server verifies and packs; when this many are outstanding, `store` waits (backpressure), so at
-/// most this many chunks (at most 16 × 2 MiB by default) are buffered for sending.
-const UPLOADS_IN_FLIGHT: usize = 16;
+/// Uploads a session keeps in flight at once (each a `PutBlobs` on its own stream). Workers go on
+/// compressing while the server verifies and packs; when this many are outstanding, `store` waits
+/// (backpressure), so at most this many batches are buffered for sending.
+const UPLOADS_IN_FLIGHT: usize = 8;
+/// Payload bytes gathered into one upload: most chunks are far smaller (a small file is one chunk), and one
+/// request per chunk cost a stream, a reply and a hop to a blocking thread on the server for each.
+const UPLOAD_BATCH_BYTES: usize = 1 << 20;
 
 /// A backup through the server: claims in batches, uploads compressed blobs without waiting for each reply.
 struct RemoteSession {
@@ -324,6 +336,8 @@ struct RemoteSession {
     /// Ids this session already claimed (so a chunk repeated within the backup is sent once).
     claimed: Mutex<std::collections::HashSet<ContentId>>,
     uploads: Arc<tokio::sync::Semaphore>,
+    /// Blobs gathered for the next upload, and their payload bytes.
+    batch: Mutex<(Vec<OutUpload>, usize)>,
     /// The first upload that failed; reported by the next call and by `finish`.
     failure: Arc<Mutex<Option<Error>>>,
 }
@@ -338,29 +352,71 @@ impl RemoteSession {
 }
 
 impl RemoteSession {
+    /// Sends `blobs` in one request without waiting for the answer, once fewer than [`UPLOADS_IN_FLIGHT`]
+    /// uploads are unanswered.
+    fn upload(&self, blobs: Vec<OutUpload>) -> Result<()> {
+        let waiting = std::time::Instant::now();
+        let permit = self.handle.block_on(self.uploads.clone().acquire_owned());
+        cairn_engine::backup::stats::StageTimes::add(&self.progress.stages.worker_blocked, waiting);
+        let permit = permit.map_err(|_| Error::Remote("upload queue closed".into()))?;
+        let (conn, failure) = (self.conn.clone(), self.failure.clone());
+        self.handle.spawn(async move {
+            let outcome = match send_frame(&conn, encode_uploads_frame(blobs)).await {
+                Ok(body) => match decode_response(&body) {
+                    Ok(Response::Done) => Ok(()),
+                    Ok(other) => Err(unexpected(other)),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            if let Err(e) = outcome {
+                failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+            }
+            drop(permit);
+        });
+        Ok(())
+    }
+
     fn request(&self, request: Request<'_>) -> Result<Response<'static>> {
         self.handle.block_on(call(&self.conn, request))
     }
 }
 
+/// Asks the server which of `fresh` it lacks (claiming them for this connection), in batches.
+async fn ask_missing(conn: &quinn::Connection, fresh: &[ContentId]) -> Result<HashMap<ContentId, bool>> {
+    let mut missing = HashMap::with_capacity(fresh.len());
+    for part in fresh.chunks(MAX_BATCH) {
+        match call(conn, Request::Claim { ids: part.to_vec() }).await? {
+            Response::Claimed { missing: m } if m.len() == part.len() => missing.extend(part.iter().copied().zip(m)),
+            other => return Err(unexpected(other)),
+        }
+    }
+    Ok(missing)
+}
+
 impl BlobSession for RemoteSession {
     fn claim(&self, ids: &[ContentId]) -> Result<Vec<bool>> {
+        self.start_claim(ids).wait()
+    }
+
+    /// The question goes out at once; the caller blocks only when it asks for the answer.
+    fn start_claim(&self, ids: &[ContentId]) -> PendingClaim {
         let fresh: Vec<ContentId> = {
             let mut claimed = self.claimed.lock().unwrap_or_else(|p| p.into_inner());
             ids.iter().filter(|id| claimed.insert(**id)).copied().collect()
         };
-        let mut missing = std::collections::HashMap::new();
-        for part in fresh.chunks(MAX_BATCH) {
-            match self.request(Request::Claim { ids: part.to_vec() })? {
-                Response::Claimed { missing: m } if m.len() == part.len() => {
-                    missing.extend(part.iter().copied().zip(m))
-                }
-                other => return Err(unexpected(other)),
-            }
-        }
-        // An id repeated within `ids` is sent once: only its first occurrence is claimed.
-        let mut seen = std::collections::HashSet::new();
-        Ok(ids.iter().map(|id| seen.insert(*id) && missing.get(id).copied().unwrap_or(false)).collect())
+        let ids = ids.to_vec();
+        let conn = self.conn.clone();
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.handle.spawn(async move {
+            let _ = answer.send(ask_missing(&conn, &fresh).await);
+        });
+        PendingClaim::Waiting(Box::new(move || {
+            let missing = answered.blocking_recv().map_err(|_| Error::Remote("connection closed".into()))??;
+            // An id repeated within `ids` is sent once: only its first occurrence is claimed.
+            let mut seen = std::collections::HashSet::new();
+            Ok(ids.iter().map(|id| seen.insert(*id) && missing.get(id).copied().unwrap_or(false)).collect())
+        }))
     }
 
     /// The parent snapshot's chunks are kept by the server (maintenance never removes what a snapshot
@@ -369,37 +425,35 @@ impl BlobSession for RemoteSession {
         true
     }
 
+    /// Adds the blob to the next upload, and sends that once it is full.
     fn store(&self, blob: PreparedBlob<'_>) -> Result<u64> {
         self.check()?;
-        let payload = blob.payload().to_vec();
+        let payload = bytes::Bytes::copy_from_slice(blob.payload());
         let sent = payload.len() as u64;
-        let request = Request::PutBlob {
+        let upload = OutUpload {
             class: blob.class.to_byte(),
             id: blob.id,
             compression: blob.compression as u8,
             raw_len: blob.plaintext.len() as u32,
-            payload: payload.into(),
+            payload,
         };
-        let waiting = std::time::Instant::now();
-        let permit = self.handle.block_on(self.uploads.clone().acquire_owned());
-        cairn_engine::backup::stats::StageTimes::add(&self.progress.stages.worker_blocked, waiting);
-        let permit = permit.map_err(|_| Error::Remote("upload queue closed".into()))?;
-        let (conn, failure) = (self.conn.clone(), self.failure.clone());
-        self.handle.spawn(async move {
-            let outcome = match call(&conn, request).await {
-                Ok(Response::Done) => Ok(()),
-                Ok(other) => Err(unexpected(other)),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = outcome {
-                failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
-            }
-            drop(permit);
-        });
+        let full = {
+            let mut batch = self.batch.lock().unwrap_or_else(|p| p.into_inner());
+            batch.1 += upload.payload.len();
+            batch.0.push(upload);
+            (batch.1 >= UPLOAD_BATCH_BYTES || batch.0.len() >= MAX_PUT_BLOBS).then(|| std::mem::take(&mut *batch).0)
+        };
+        if let Some(blobs) = full {
+            self.upload(blobs)?;
+        }
         Ok(sent)
     }
 
     fn commit(self: Box<Self>, snapshot: &Snapshot) -> Result<()> {
+        let rest = std::mem::take(&mut *self.batch.lock().unwrap_or_else(|p| p.into_inner())).0;
+        if !rest.is_empty() {
+            self.upload(rest)?;
+        }
         // Every upload must be answered before the server is asked to record the snapshot.
         let all = UPLOADS_IN_FLIGHT as u32;
         let _all = self

@@ -2,6 +2,8 @@
 //! reachable from a snapshot that user may read. Batched reads (`ReadBlobs`) obey the same rule as single
 //! ones, and return exactly what was stored.
 
+mod support;
+
 use std::sync::Arc;
 
 use cairn_engine::access::Access;
@@ -13,46 +15,8 @@ use cairn_engine::storage::MemoryStorage;
 use cairn_engine::tree::NodeKind;
 use cairn_engine::Repository;
 use cairn_transport::client::RemoteRepository;
-use cairn_transport::tls::ServerIdentity;
-use cairn_transport::{server, users};
-
-struct Served {
-    url: String,
-    fingerprint: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn serve(repo: Arc<Repository>) -> Served {
-    let identity = ServerIdentity::generate(&["localhost".to_string()]).unwrap();
-    let fingerprint = identity.fingerprint();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (bound_tx, bound_rx) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        runtime.block_on(async move {
-            let endpoint = server::server_endpoint("127.0.0.1:0".parse().unwrap(), &identity).unwrap();
-            bound_tx.send(endpoint.local_addr().unwrap()).unwrap();
-            server::serve(endpoint, repo, async move {
-                let _ = stopped.await;
-            })
-            .await;
-        });
-    });
-    let addr = bound_rx.recv().unwrap();
-    Served { url: format!("quic://{addr}"), fingerprint, stop: Some(stop), thread: Some(thread) }
-}
+use cairn_transport::users;
+use support::serve;
 
 fn backup(client: &RemoteRepository, dir: &std::path::Path, user: &str, host: &str) -> Snapshot {
     let source = Source { host: host.into(), user_name: user.into(), path: dir.display().to_string() };

@@ -16,7 +16,7 @@ use crossbeam_channel::Receiver;
 use super::stats::StageTimes;
 use super::window::Ticket;
 use super::Shared;
-use crate::access::PreparedBlob;
+use crate::access::{PendingClaim, PreparedBlob};
 use crate::compress;
 use crate::crypto::keys::BlobClass;
 use crate::error::Error;
@@ -80,7 +80,13 @@ struct MetaStore<'a, 'r> {
     shared: &'a Shared<'r>,
     level: i32,
     scratch: Vec<u8>,
+    /// Blobs asked about whose answer is on its way (through a server), oldest first: a tree's id is all the
+    /// assembler needs to go on, so it does not wait for each answer.
+    asked: VecDeque<(Vec<u8>, ContentId, PendingClaim)>,
 }
+
+/// Metadata blobs whose claim may be unanswered at once.
+const META_ASKED_AHEAD: usize = 64;
 
 pub(crate) struct Assembler<'a, 'r> {
     shared: &'a Shared<'r>,
@@ -98,7 +104,7 @@ impl<'a, 'r> Assembler<'a, 'r> {
     pub fn new(shared: &'a Shared<'r>, level: i32, root_is_folder: bool) -> Self {
         Self {
             shared,
-            store: MetaStore { shared, level, scratch: Vec::new() },
+            store: MetaStore { shared, level, scratch: Vec::new(), asked: VecDeque::new() },
             dirs: HashMap::new(),
             files: HashMap::new(),
             failed: HashSet::new(),
@@ -121,6 +127,7 @@ impl<'a, 'r> Assembler<'a, 'r> {
         if self.shared.stopped() {
             return None;
         }
+        self.store.store_asked(0);
         if !self.dirs.is_empty() {
             self.shared.fail(Error::corrupt("backup", "folders left unfinished"));
             return None;
@@ -309,10 +316,34 @@ impl MetaStore<'_, '_> {
         }
     }
 
-    /// Stores a metadata blob unless the repository already has it; returns its id.
+    /// Stores a metadata blob unless the repository already has it; returns its id. The answer to whether
+    /// it has it may come later (see `asked`).
     fn store_meta(&mut self, plaintext: &[u8]) -> ContentId {
         let id = self.shared.access.hashing_key().content_id(plaintext);
-        let result = self.shared.session.claim(&[id]).and_then(|claimed| {
+        let answer = self.shared.session.start_claim(&[id]);
+        if answer.is_ready() && self.asked.is_empty() {
+            self.store_answered(plaintext, id, answer);
+        } else {
+            self.asked.push_back((plaintext.to_vec(), id, answer));
+            self.store_asked(META_ASKED_AHEAD);
+        }
+        id
+    }
+
+    /// Stores the asked-about blobs the session said are new, oldest first, until at most `keep` wait.
+    fn store_asked(&mut self, keep: usize) {
+        while self.asked.len() > keep {
+            let Some((plaintext, id, answer)) = self.asked.pop_front() else { break };
+            self.store_answered(&plaintext, id, answer);
+        }
+    }
+
+    /// Stores `plaintext` if the answer says the repository lacks it.
+    fn store_answered(&mut self, plaintext: &[u8], id: ContentId, answer: PendingClaim) {
+        let waiting = Instant::now();
+        let claimed = answer.wait();
+        StageTimes::add(&self.shared.progress.stages.claim_wait, waiting);
+        let result = claimed.and_then(|claimed| {
             if !claimed.first().copied().unwrap_or(false) {
                 return Ok(0);
             }
@@ -327,6 +358,5 @@ impl MetaStore<'_, '_> {
             }
             Err(e) => self.shared.fail(e),
         }
-        id
     }
 }

@@ -44,6 +44,9 @@ pub struct StageTimes {
     pub reader_wait: AtomicU64,
     /// Workers waiting for chunks.
     pub worker_idle: AtomicU64,
+    /// Workers and the tree assembler waiting to hear which chunks are new (a round trip through a server;
+    /// direct, the answer is at once).
+    pub claim_wait: AtomicU64,
     /// Workers (and the tree assembler, which stores trees the same way) waiting for room in the packer's
     /// queue (direct), or for an upload slot (through a server). On a busy machine this is mostly time the
     /// packer waited for a core, not idle time.
@@ -88,6 +91,7 @@ impl StageTimes {
             trees_seconds: busy[7].1,
             reader_wait_seconds: s(&self.reader_wait),
             worker_idle_seconds: s(&self.worker_idle),
+            claim_wait_seconds: s(&self.claim_wait),
             worker_blocked_seconds: s(&self.worker_blocked),
             upload_idle_seconds: s(&self.upload_idle),
             busiest_stage: bottleneck,
@@ -111,6 +115,7 @@ pub struct StageReport {
     pub trees_seconds: f64,
     pub reader_wait_seconds: f64,
     pub worker_idle_seconds: f64,
+    pub claim_wait_seconds: f64,
     pub worker_blocked_seconds: f64,
     pub upload_idle_seconds: f64,
     /// The stage with the most busy time.

@@ -302,3 +302,98 @@ fn stage_times_separate_encryption_from_waiting_for_storage() {
     // Sealing 24 MiB takes milliseconds; the waiting is not in it.
     assert!(stages.encrypt_seconds < stages.worker_blocked_seconds, "{stages:?}");
 }
+
+/// Repository access whose claims are answered a little later, as through a server.
+struct LateClaims<'a>(&'a Repository);
+
+struct LateSession(Box<dyn crate::access::BlobSession>);
+
+impl crate::access::BlobSession for LateSession {
+    fn claim(&self, ids: &[crate::ids::ContentId]) -> crate::Result<Vec<bool>> {
+        self.start_claim(ids).wait()
+    }
+    fn start_claim(&self, ids: &[crate::ids::ContentId]) -> crate::access::PendingClaim {
+        // Claimed now, in the order asked; the answer arrives later.
+        let answer = self.0.claim(ids);
+        crate::access::PendingClaim::Waiting(Box::new(move || {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            answer
+        }))
+    }
+    fn is_stored(&self, id: &crate::ids::ContentId) -> bool {
+        self.0.is_stored(id)
+    }
+    fn store(&self, blob: crate::access::PreparedBlob<'_>) -> crate::Result<u64> {
+        self.0.store(blob)
+    }
+    fn commit(self: Box<Self>, snapshot: &Snapshot) -> crate::Result<()> {
+        self.0.commit(snapshot)
+    }
+}
+
+impl Access for LateClaims<'_> {
+    fn hashing_key(&self) -> &crate::crypto::keys::HashingKey {
+        self.0.hashing_key()
+    }
+    fn chunker_params(&self) -> crate::chunker::ChunkerParams {
+        self.0.chunker_params()
+    }
+    fn compression_level(&self) -> i32 {
+        self.0.compression_level()
+    }
+    fn list_snapshots(&self) -> crate::Result<Vec<Snapshot>> {
+        self.0.list_snapshots()
+    }
+    fn write_snapshot(&self, snap: &Snapshot) -> crate::Result<()> {
+        self.0.write_snapshot(snap)
+    }
+    fn delete_snapshot(&self, id: &crate::ids::SnapshotId) -> crate::Result<()> {
+        self.0.delete_snapshot(id)
+    }
+    fn read_blob(&self, id: &crate::ids::ContentId) -> crate::Result<Vec<u8>> {
+        self.0.read_blob(id)
+    }
+    fn blob_sizes(&self, ids: &[crate::ids::ContentId]) -> crate::Result<Vec<Option<u32>>> {
+        self.0.blob_sizes(ids)
+    }
+    fn open_session(&self, progress: Arc<Progress>) -> crate::Result<Box<dyn crate::access::BlobSession>> {
+        Ok(Box::new(LateSession(self.0.open_session(progress)?)))
+    }
+}
+
+/// With answers that come late, workers and the tree assembler ask ahead and store what they were told to:
+/// everything lands (a direct backup afterwards stores nothing and makes the same root), repeated content
+/// is stored once, and the wait is reported as such.
+#[test]
+fn late_claim_answers_store_everything_once() {
+    let src = tempfile::tempdir().unwrap();
+    let mut big = vec![0u8; 6 << 20];
+    blake3::Hasher::new().update(b"late claims").finalize_xof().fill(&mut big);
+    for d in 0..20 {
+        let dir = src.path().join(format!("d{d:02}"));
+        std::fs::create_dir(&dir).unwrap();
+        for f in 0..30 {
+            // Every file twice over (d and d+10 hold the same bytes).
+            std::fs::write(dir.join(format!("f{f:02}")), format!("file {f} of folder {}", d % 10)).unwrap();
+        }
+    }
+    std::fs::write(src.path().join("big-1"), &big).unwrap();
+    std::fs::write(src.path().join("big-2"), &big).unwrap();
+    let repo = repository();
+    let source = Source { host: "h".into(), user_name: "u".into(), path: src.path().display().to_string() };
+    let outcome = run_backup(
+        &LateClaims(&repo),
+        BackupOptions::new(src.path().to_path_buf(), source),
+        Arc::new(Progress::default()),
+    )
+    .unwrap();
+    let late = outcome.snapshot;
+    assert!(outcome.stages.claim_wait_seconds > 0.0, "{:?}", outcome.stages);
+    let unique_small = 10 * 30;
+    let big_chunks = late.stats.chunks_total - 20 * 30;
+    assert_eq!(late.stats.chunks_new, unique_small + big_chunks / 2, "{:?}", late.stats);
+
+    let direct = backup(&repo, src.path(), 100_000, None);
+    assert_eq!(direct.root, late.root);
+    assert_eq!((direct.stats.chunks_new, direct.stats.bytes_stored), (0, 0));
+}

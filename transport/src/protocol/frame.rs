@@ -63,19 +63,35 @@ pub fn encode_blobs_frame(blobs: Vec<OutBlob>) -> Vec<bytes::Bytes> {
     with_prefix(pieces)
 }
 
-/// Encodes a request as the same bytes as [`encode_frame`], in pieces: an upload's payload (its last field)
-/// is passed on as it is, not copied into the frame.
-pub fn encode_request_frame(request: super::Request<'_>) -> Vec<bytes::Bytes> {
-    use super::Request;
-    match request {
-        Request::PutBlob { class, id, compression, raw_len, payload } => {
-            let empty = Request::PutBlob { class, id, compression, raw_len, payload: Default::default() };
-            let mut head = without_empty_tail(postcard::to_stdvec(&empty).expect("encodes"));
-            push_varint(&mut head, payload.len() as u64);
-            with_prefix(vec![bytes::Bytes::from(head), bytes::Bytes::from(payload.into_owned())])
-        }
-        other => vec![bytes::Bytes::from(encode_frame(&other))],
+/// One blob of a `PutBlobs` request as the client sends it: the payload is passed to QUIC as it is.
+pub struct OutUpload {
+    pub class: u8,
+    pub id: cairn_engine::ids::ContentId,
+    pub compression: u8,
+    pub raw_len: u32,
+    pub payload: bytes::Bytes,
+}
+
+/// Encodes a `PutBlobs` request as the same bytes as [`encode_frame`], in pieces that share the payloads
+/// (laid out as in [`encode_blobs_frame`]).
+pub fn encode_uploads_frame(blobs: Vec<OutUpload>) -> Vec<bytes::Bytes> {
+    use super::{Request, UploadBlob};
+    let mut current =
+        without_empty_tail(postcard::to_stdvec(&Request::PutBlobs { blobs: Vec::new() }).expect("encodes"));
+    push_varint(&mut current, blobs.len() as u64);
+    let mut pieces = Vec::with_capacity(2 * blobs.len() + 1);
+    for blob in blobs {
+        let OutUpload { class, id, compression, raw_len, payload } = blob;
+        let empty = UploadBlob { class, id, compression, raw_len, payload: Default::default() };
+        current.extend(without_empty_tail(postcard::to_stdvec(&empty).expect("encodes")));
+        push_varint(&mut current, payload.len() as u64);
+        pieces.push(bytes::Bytes::from(std::mem::take(&mut current)));
+        pieces.push(payload);
     }
+    if !current.is_empty() {
+        pieces.push(bytes::Bytes::from(current));
+    }
+    with_prefix(pieces)
 }
 
 /// A message encoded with an empty trailing byte string, without that string's one-byte length.
@@ -179,21 +195,35 @@ mod tests {
 
         /// The piecewise upload frame is byte for byte the frame postcard would write.
         #[test]
-        fn put_blob_frame_pieces_equal_the_whole_frame(
-            class in 0u8..2,
-            id in any::<[u8; 32]>(),
-            raw_len in any::<u32>(),
-            payload in proptest::collection::vec(any::<u8>(), 0..70_000),
+        fn put_blobs_frame_pieces_equal_the_whole_frame(
+            blobs in proptest::collection::vec(
+                (0u8..2, any::<[u8; 32]>(), 0u8..2, any::<u32>(), proptest::collection::vec(any::<u8>(), 0..300)),
+                0..12,
+            ),
+            big in any::<bool>(),
         ) {
-            let request = crate::protocol::Request::PutBlob {
-                class,
-                id: cairn_engine::ids::ContentId(id),
-                compression: 1,
-                raw_len,
-                payload: payload.into(),
-            };
-            let whole = encode_frame(&request);
-            let pieces: Vec<u8> = encode_request_frame(request).iter().flat_map(|p| p.iter().copied()).collect();
+            let mut blobs: Vec<crate::protocol::UploadBlob> = blobs
+                .into_iter()
+                .map(|(class, id, compression, raw_len, payload)| crate::protocol::UploadBlob {
+                    class, id: cairn_engine::ids::ContentId(id), compression, raw_len, payload: payload.into(),
+                })
+                .collect();
+            if big {
+                // Lengths whose varints take three bytes.
+                blobs.push(crate::protocol::UploadBlob {
+                    class: 0, id: cairn_engine::ids::ContentId([9; 32]), compression: 1, raw_len: 1 << 21,
+                    payload: vec![7; 70_000].into(),
+                });
+            }
+            let whole = encode_frame(&crate::protocol::Request::PutBlobs { blobs: blobs.clone() });
+            let out = blobs
+                .into_iter()
+                .map(|b| OutUpload {
+                    class: b.class, id: b.id, compression: b.compression, raw_len: b.raw_len,
+                    payload: b.payload.into_owned().into(),
+                })
+                .collect();
+            let pieces: Vec<u8> = encode_uploads_frame(out).iter().flat_map(|p| p.iter().copied()).collect();
             prop_assert_eq!(pieces, whole);
         }
     }

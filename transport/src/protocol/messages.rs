@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 pub const MAX_BATCH: usize = 4096;
 /// Most ids in one `ReadBlobs` request.
 pub const MAX_READ_BLOBS: usize = 256;
+/// Most blobs in one `PutBlobs` request (whose frame is bounded by `MAX_FRAME_BYTES` as well).
+pub const MAX_PUT_BLOBS: usize = 256;
 /// Payload bytes a `Blobs` reply carries at most (it always carries at least one blob): the server answers
 /// a prefix of the ids asked for and the client asks again for the rest.
 pub const MAX_READ_REPLY_BYTES: usize = 3 << 20;
@@ -65,6 +67,23 @@ pub enum Request<'a> {
     /// Admins only: the hashing keys of the isolated users that have snapshots, so an admin's client can
     /// check those users' content when it restores or verifies their snapshots.
     TenantKeys,
+    /// Several blobs at once (at most [`MAX_PUT_BLOBS`]), each checked and stored as a `PutBlob` would be,
+    /// in order; answered with `Done` once all are, or with the first error.
+    PutBlobs {
+        #[serde(borrow)]
+        blobs: Vec<UploadBlob<'a>>,
+    },
+}
+
+/// One blob of a `PutBlobs` request: the fields of a `PutBlob`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadBlob<'a> {
+    pub class: u8,
+    pub id: ContentId,
+    pub compression: u8,
+    pub raw_len: u32,
+    #[serde(borrow, with = "serde_bytes")]
+    pub payload: Cow<'a, [u8]>,
 }
 
 /// One blob in a `Blobs` reply, as stored (zstd frame or raw plaintext).

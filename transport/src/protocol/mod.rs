@@ -9,7 +9,10 @@ pub mod frame;
 mod messages;
 
 pub use frame::{decode_frame, encode_frame, FrameError, MAX_FRAME_BYTES, PROTOCOL_VERSION};
-pub use messages::{BlobPayload, ErrorCode, Request, Response, MAX_BATCH, MAX_READ_BLOBS, MAX_READ_REPLY_BYTES};
+pub use messages::{
+    BlobPayload, ErrorCode, Request, Response, UploadBlob, MAX_BATCH, MAX_PUT_BLOBS, MAX_READ_BLOBS,
+    MAX_READ_REPLY_BYTES,
+};
 
 /// ALPN protocol name of the repository server.
 pub const ALPN: &[u8] = b"cairn/1";

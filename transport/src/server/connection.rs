@@ -16,7 +16,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::{ServerContext, CONNECTION_BUDGET};
 use crate::acl::{owns_source, Readable};
 use crate::protocol::frame::{decode_body, encode_blobs_frame, frame_length, OutBlob};
-use crate::protocol::{encode_frame, ErrorCode, Request, Response, MAX_BATCH, MAX_READ_BLOBS, MAX_READ_REPLY_BYTES};
+use crate::protocol::{
+    encode_frame, ErrorCode, Request, Response, UploadBlob, MAX_BATCH, MAX_PUT_BLOBS, MAX_READ_BLOBS,
+    MAX_READ_REPLY_BYTES,
+};
 use crate::users;
 
 /// Who is logged in on this connection.
@@ -182,7 +185,21 @@ impl Conn {
                 held.push(body_permit);
                 held.push(self.reserve((*raw_len as usize).min(CONNECTION_BUDGET.saturating_sub(len))).await?);
             }
+            Request::PutBlobs { blobs } => {
+                // The blobs are checked one after the other: one plaintext at a time.
+                let largest = blobs.iter().map(|b| b.raw_len as usize).max().unwrap_or(0);
+                held.push(body_permit);
+                held.push(self.reserve(largest.min(CONNECTION_BUDGET.saturating_sub(len))).await?);
+            }
             _ => held.push(body_permit),
+        }
+        // A claim of an open backup is a lookup in memory: answered here, without a hop to a blocking
+        // thread, since a client's workers wait for it.
+        if let Request::Claim { ids } = &request {
+            let open = lock(&self.session).clone();
+            if let Some(session) = open {
+                return self.claim(session.as_ref().as_ref(), ids);
+            }
         }
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
@@ -303,43 +320,66 @@ impl Conn {
         Ok(blobs)
     }
 
+    /// Checks an uploaded blob against its id (a client must not be able to poison the repository) and
+    /// stores it unless the repository has it.
+    fn put(
+        &self,
+        login: &Login,
+        session: &Arc<Box<dyn BlobSession>>,
+        blob: UploadBlob<'_>,
+    ) -> Result<(), (ErrorCode, String)> {
+        let UploadBlob { class, id, compression, raw_len, payload } = blob;
+        let class = BlobClass::from_byte(class).map_err(engine_err)?;
+        let compression = Compression::from_byte(compression).map_err(engine_err)?;
+        let plain = compress::decompress_borrowed(compression, &payload, raw_len as usize, &format!("blob {id}"))
+            .map_err(engine_err)?;
+        content::verify_id(&login.hashing, &id, &plain).map_err(engine_err)?;
+        if class == BlobClass::Metadata
+            && cairn_engine::tree::TreeRecord::decode(&plain).is_err()
+            && cairn_engine::tree::ChunkList::decode(&plain).is_err()
+        {
+            return Err(err(ErrorCode::Corrupt, "metadata blob is neither a tree nor a chunk list"));
+        }
+        let told = lock(&self.claimed).remove(&id);
+        let store = told || session.claim(&[id]).map_err(engine_err)?.first().copied().unwrap_or(false);
+        if store {
+            session
+                .store(PreparedBlob { class, id, plaintext: &plain, compression, compressed: &payload })
+                .map_err(engine_err)?;
+        }
+        // What this client uploaded it may read back (e.g. trees of its next backup's parent).
+        lock(&self.readable).allow(id);
+        Ok(())
+    }
+
+    /// Which of `ids` the client must send; claims those for this connection.
+    fn claim(&self, session: &dyn BlobSession, ids: &[ContentId]) -> Answer {
+        if ids.len() > MAX_BATCH {
+            return Err(err(ErrorCode::BadRequest, format!("more than {MAX_BATCH} ids")));
+        }
+        let missing = session.claim(ids).map_err(engine_err)?;
+        let mut claimed = lock(&self.claimed);
+        claimed.extend(ids.iter().zip(&missing).filter(|(_, m)| **m).map(|(id, _)| *id));
+        Ok(Outgoing::Message(Response::Claimed { missing }))
+    }
+
     fn dispatch(&self, login: &Login, request: Request<'_>) -> Answer {
         let repo = &self.ctx.repo;
         match request {
             Request::Hello { .. } => Err(err(ErrorCode::BadRequest, "already logged in")),
-            Request::Claim { ids } => {
-                if ids.len() > MAX_BATCH {
-                    return Err(err(ErrorCode::BadRequest, format!("more than {MAX_BATCH} ids")));
-                }
-                let missing = self.session()?.claim(&ids).map_err(engine_err)?;
-                let mut claimed = lock(&self.claimed);
-                claimed.extend(ids.iter().zip(&missing).filter(|(_, m)| **m).map(|(id, _)| *id));
-                Ok(Outgoing::Message(Response::Claimed { missing }))
-            }
+            Request::Claim { ids } => self.claim(self.session()?.as_ref().as_ref(), &ids),
             Request::PutBlob { class, id, compression, raw_len, payload } => {
-                let class = BlobClass::from_byte(class).map_err(engine_err)?;
-                let compression = Compression::from_byte(compression).map_err(engine_err)?;
-                // Verify before storing: a client must not be able to poison the repository.
-                let plain =
-                    compress::decompress_borrowed(compression, &payload, raw_len as usize, &format!("blob {id}"))
-                        .map_err(engine_err)?;
-                content::verify_id(&login.hashing, &id, &plain).map_err(engine_err)?;
-                if class == BlobClass::Metadata
-                    && cairn_engine::tree::TreeRecord::decode(&plain).is_err()
-                    && cairn_engine::tree::ChunkList::decode(&plain).is_err()
-                {
-                    return Err(err(ErrorCode::Corrupt, "metadata blob is neither a tree nor a chunk list"));
+                self.put(login, &self.session()?, UploadBlob { class, id, compression, raw_len, payload })?;
+                Ok(Outgoing::Message(Response::Done))
+            }
+            Request::PutBlobs { blobs } => {
+                if blobs.len() > MAX_PUT_BLOBS {
+                    return Err(err(ErrorCode::BadRequest, format!("more than {MAX_PUT_BLOBS} blobs")));
                 }
                 let session = self.session()?;
-                let told = lock(&self.claimed).remove(&id);
-                let store = told || session.claim(&[id]).map_err(engine_err)?.first().copied().unwrap_or(false);
-                if store {
-                    session
-                        .store(PreparedBlob { class, id, plaintext: &plain, compression, compressed: &payload })
-                        .map_err(engine_err)?;
+                for blob in blobs {
+                    self.put(login, &session, blob)?;
                 }
-                // What this client uploaded it may read back (e.g. trees of its next backup's parent).
-                lock(&self.readable).allow(id);
                 Ok(Outgoing::Message(Response::Done))
             }
             Request::ListSnapshots => {
