@@ -17,7 +17,12 @@ pub struct TreePages<'a, A: Access + ?Sized = dyn Access> {
 impl<'a, A: Access + ?Sized> TreePages<'a, A> {
     /// Reads the folder's record (its entries, or the list of its page ids).
     pub fn open(repo: &'a A, tree: &TreeId) -> Result<Self> {
-        let (whole, pages) = match TreeRecord::decode(&repo.read_blob(tree)?)? {
+        Self::from_record(repo, tree, &repo.read_blob(tree)?)
+    }
+
+    /// The same, from the folder's record already read (`record` is the plaintext of `tree`).
+    pub fn from_record(repo: &'a A, tree: &TreeId, record: &[u8]) -> Result<Self> {
+        let (whole, pages) = match TreeRecord::decode(record)? {
             TreeRecord::Entries(nodes) => (Some(nodes), Vec::new()),
             TreeRecord::Pages(pages) => (None, pages),
         };

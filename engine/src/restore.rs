@@ -156,7 +156,7 @@ fn restore_into(
                 )));
             }
             fs::create_dir_all(target).map_err(|e| Error::local(target, e))?;
-            restore_dir(ctx, &tree, target)?;
+            restore_dir(ctx, &tree, None, target)?;
         }
         (None, Some(node)) => {
             let path = if target.is_dir() {
@@ -173,8 +173,13 @@ fn restore_into(
 
 /// Restores a folder's entries in parallel. Pages are taken from the folder's list as threads come free,
 /// so at most about one page per restore thread is in memory and no thread waits for a page to finish.
-fn restore_dir(ctx: &Ctx<'_>, tree: &TreeId, path: &Path) -> Result<()> {
-    TreePages::open(ctx.repo, tree)?.par_bridge().try_for_each(|page| {
+/// `record` is the folder's record when it was fetched with its siblings'.
+fn restore_dir(ctx: &Ctx<'_>, tree: &TreeId, record: Option<bytes::Bytes>, path: &Path) -> Result<()> {
+    let pages = match record {
+        Some(record) => TreePages::from_record(ctx.repo, tree, &record)?,
+        None => TreePages::open(ctx.repo, tree)?,
+    };
+    pages.par_bridge().try_for_each(|page| {
         work_items(&page?).par_iter().for_each(|item| {
             if ctx.cancel.load(Relaxed) {
                 return;
@@ -182,17 +187,24 @@ fn restore_dir(ctx: &Ctx<'_>, tree: &TreeId, path: &Path) -> Result<()> {
             match item {
                 Work::One(node) => restore_entry(ctx, node, &path.join(std::ffi::OsStr::from_bytes(&node.name))),
                 Work::SmallFiles(batch) => restore_small_files(ctx, batch, path),
+                Work::Folders(batch) => restore_folders(ctx, batch, path),
             }
         });
         Ok(())
     })
 }
 
-/// One unit of a folder's restore: an entry on its own, or small files fetched together.
+/// One unit of a folder's restore: an entry on its own, small files fetched together, or sub-folders whose
+/// records are fetched together.
 enum Work<'a> {
     One(&'a Node),
     SmallFiles(Vec<(&'a Node, ContentId)>),
+    Folders(Vec<(&'a Node, TreeId)>),
 }
+
+/// Sub-folders whose records are fetched with one read: through a server, one round trip instead of one per
+/// folder. Few enough that the records waiting for their folder's turn stay small.
+const FOLDER_BATCH: usize = 16;
 
 /// The single chunk of a one-chunk file.
 fn single_chunk(node: &Node) -> Option<ContentId> {
@@ -208,7 +220,15 @@ fn work_items(nodes: &[Node]) -> Vec<Work<'_>> {
     let mut items = Vec::new();
     let mut batch: Vec<(&Node, ContentId)> = Vec::new();
     let mut batch_bytes = 0u64;
+    let mut folders: Vec<(&Node, TreeId)> = Vec::new();
     for node in nodes {
+        if let NodeKind::Dir { tree } = &node.kind {
+            folders.push((node, *tree));
+            if folders.len() == FOLDER_BATCH {
+                items.push(Work::Folders(std::mem::take(&mut folders)));
+            }
+            continue;
+        }
         let Some(id) = single_chunk(node) else {
             items.push(Work::One(node));
             continue;
@@ -223,7 +243,43 @@ fn work_items(nodes: &[Node]) -> Vec<Work<'_>> {
     if !batch.is_empty() {
         items.push(Work::SmallFiles(batch));
     }
+    if !folders.is_empty() {
+        items.push(Work::Folders(folders));
+    }
     items
+}
+
+/// Restores sub-folders whose records are read in one batch. When the batch read fails, each folder reads
+/// its own record, so an error is reported against the folder it concerns.
+fn restore_folders(ctx: &Ctx<'_>, batch: &[(&Node, TreeId)], dir: &Path) {
+    let ids: Vec<TreeId> = batch.iter().map(|(_, tree)| *tree).collect();
+    // Each folder takes its record when its turn comes, and drops it once decoded.
+    let records: Vec<Mutex<Option<bytes::Bytes>>> = match ctx.repo.read_blobs(&ids) {
+        Ok(records) if records.len() == batch.len() => records.into_iter().map(|r| Mutex::new(Some(r))).collect(),
+        _ => batch.iter().map(|_| Mutex::new(None)).collect(),
+    };
+    batch.par_iter().zip(&records).for_each(|((node, tree), record)| {
+        if ctx.cancel.load(Relaxed) {
+            return;
+        }
+        let record = record.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let path = dir.join(std::ffi::OsStr::from_bytes(&node.name));
+        if let Err(e) = restore_folder(ctx, node, tree, record, &path) {
+            ctx.error(&path, e);
+        }
+    });
+}
+
+/// Creates a folder (or uses the one there), restores its entries, then its metadata.
+fn restore_folder(ctx: &Ctx<'_>, node: &Node, tree: &TreeId, record: Option<bytes::Bytes>, path: &Path) -> Result<()> {
+    match fs::create_dir(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => {}
+        Err(e) => return Err(Error::local(path, e)),
+    }
+    ctx.dirs.fetch_add(1, Relaxed);
+    restore_dir(ctx, tree, record, path)?;
+    apply_metadata(ctx, node, path)
 }
 
 /// Restores one-chunk files fetched in one batch. When the batch read fails, each file is restored on its
@@ -259,16 +315,7 @@ fn restore_small_files(ctx: &Ctx<'_>, batch: &[(&Node, ContentId)], dir: &Path) 
 
 fn restore_entry(ctx: &Ctx<'_>, node: &Node, path: &Path) {
     let result = match &node.kind {
-        NodeKind::Dir { tree } => (|| {
-            match fs::create_dir(path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => {}
-                Err(e) => return Err(Error::local(path, e)),
-            }
-            ctx.dirs.fetch_add(1, Relaxed);
-            restore_dir(ctx, tree, path)?;
-            apply_metadata(ctx, node, path)
-        })(),
+        NodeKind::Dir { tree } => restore_folder(ctx, node, tree, None, path),
         NodeKind::File { .. } => restore_file(ctx, node, path),
         NodeKind::Symlink { target } => (|| {
             if ctx.options.overwrite && fs::symlink_metadata(path).is_ok() {

@@ -321,7 +321,8 @@ impl Access for RemoteRepository {
 
 /// Uploads a session keeps in flight at once (each a `PutBlobs` on its own stream). Workers go on
 /// compressing while the server verifies and packs; when this many are outstanding, `store` waits
-/// (backpressure), so at most this many batches are buffered for sending.
+/// (backpressure), so at most this many batches (each under 1 MiB plus one chunk: 3 MiB with the default
+/// chunker) are buffered for sending, plus the one being gathered.
 const UPLOADS_IN_FLIGHT: usize = 8;
 /// Payload bytes gathered into one upload: most chunks are far smaller (a small file is one chunk), and one
 /// request per chunk cost a stream, a reply and a hop to a blocking thread on the server for each.
