@@ -406,6 +406,10 @@ impl BlobSession for RemoteSession {
             let mut claimed = self.claimed.lock().unwrap_or_else(|p| p.into_inner());
             ids.iter().filter(|id| claimed.insert(**id)).copied().collect()
         };
+        if fresh.is_empty() {
+            // All asked before by this session: another caller stores them.
+            return PendingClaim::Ready(Ok(vec![false; ids.len()]));
+        }
         let ids = ids.to_vec();
         let conn = self.conn.clone();
         let (answer, answered) = tokio::sync::oneshot::channel();
