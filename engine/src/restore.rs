@@ -254,8 +254,17 @@ fn work_items(nodes: &[Node]) -> Vec<Work<'_>> {
 fn restore_folders(ctx: &Ctx<'_>, batch: &[(&Node, TreeId)], dir: &Path) {
     let ids: Vec<TreeId> = batch.iter().map(|(_, tree)| *tree).collect();
     // Each folder takes its record when its turn comes, and drops it once decoded.
+    // Records beyond a batch's worth of bytes are not kept (their folders read them again when their turn
+    // comes), so what waits at each level of the tree stays small.
+    let mut kept = 0u64;
     let records: Vec<Mutex<Option<bytes::Bytes>>> = match ctx.repo.read_blobs(&ids) {
-        Ok(records) if records.len() == batch.len() => records.into_iter().map(|r| Mutex::new(Some(r))).collect(),
+        Ok(records) if records.len() == batch.len() => records
+            .into_iter()
+            .map(|r| {
+                kept += r.len() as u64;
+                Mutex::new((kept <= READ_BATCH_BYTES).then_some(r))
+            })
+            .collect(),
         _ => batch.iter().map(|_| Mutex::new(None)).collect(),
     };
     batch.par_iter().zip(&records).for_each(|((node, tree), record)| {

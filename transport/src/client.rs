@@ -19,7 +19,7 @@ use cairn_engine::tenants::TenantKeys;
 use cairn_engine::{content, Error, Result};
 use tokio::runtime::{Handle, Runtime};
 
-use crate::protocol::frame::{decode_body, encode_uploads_frame, frame_length, OutUpload};
+use crate::protocol::frame::{decode_body, encode_uploads_frame, frame_length, OutUpload, MAX_FRAME_BYTES};
 use crate::protocol::{
     encode_frame, BlobPayload, ErrorCode, Request, Response, MAX_BATCH, MAX_PUT_BLOBS, MAX_READ_BLOBS,
 };
@@ -313,7 +313,7 @@ impl Access for RemoteRepository {
             conn: self.conn.clone(),
             claimed: Mutex::new(std::collections::HashSet::new()),
             uploads: Arc::new(tokio::sync::Semaphore::new(UPLOADS_IN_FLIGHT)),
-            batch: Mutex::new((Vec::new(), 0)),
+            batch: Mutex::new(Gathered::default()),
             failure: Arc::new(Mutex::new(None)),
         }))
     }
@@ -327,6 +327,34 @@ const UPLOADS_IN_FLIGHT: usize = 8;
 /// Payload bytes gathered into one upload: most chunks are far smaller (a small file is one chunk), and one
 /// request per chunk cost a stream, a reply and a hop to a blocking thread on the server for each.
 const UPLOAD_BATCH_BYTES: usize = 1 << 20;
+/// Payload bytes a `PutBlobs` frame may carry: the frame limit less a blob's header (at most 44 bytes) for
+/// each of the most blobs it may hold. A single blob always fits (a chunk is at most 16 MiB).
+const PUT_BLOBS_PAYLOAD_LIMIT: usize = MAX_FRAME_BYTES - 64 * MAX_PUT_BLOBS;
+
+/// Blobs gathered for the next `PutBlobs`, and their payload bytes.
+#[derive(Default)]
+struct Gathered {
+    blobs: Vec<OutUpload>,
+    bytes: usize,
+}
+
+impl Gathered {
+    /// Adds a blob; returns the batches now ready to send (none, one, or two when this blob would have
+    /// pushed the gathered ones past the frame limit and is itself a full batch).
+    fn add(&mut self, upload: OutUpload) -> Vec<Vec<OutUpload>> {
+        let mut ready = Vec::new();
+        // A batch never outgrows a frame: one that this blob would push past the limit goes first.
+        if !self.blobs.is_empty() && self.bytes + upload.payload.len() > PUT_BLOBS_PAYLOAD_LIMIT {
+            ready.push(std::mem::take(self).blobs);
+        }
+        self.bytes += upload.payload.len();
+        self.blobs.push(upload);
+        if self.bytes >= UPLOAD_BATCH_BYTES || self.blobs.len() >= MAX_PUT_BLOBS {
+            ready.push(std::mem::take(self).blobs);
+        }
+        ready
+    }
+}
 
 /// A backup through the server: claims in batches, uploads compressed blobs without waiting for each reply.
 struct RemoteSession {
@@ -337,8 +365,8 @@ struct RemoteSession {
     /// Ids this session already claimed (so a chunk repeated within the backup is sent once).
     claimed: Mutex<std::collections::HashSet<ContentId>>,
     uploads: Arc<tokio::sync::Semaphore>,
-    /// Blobs gathered for the next upload, and their payload bytes.
-    batch: Mutex<(Vec<OutUpload>, usize)>,
+    /// Blobs gathered for the next upload.
+    batch: Mutex<Gathered>,
     /// The first upload that failed; reported by the next call and by `finish`.
     failure: Arc<Mutex<Option<Error>>>,
 }
@@ -442,20 +470,15 @@ impl BlobSession for RemoteSession {
             raw_len: blob.plaintext.len() as u32,
             payload,
         };
-        let full = {
-            let mut batch = self.batch.lock().unwrap_or_else(|p| p.into_inner());
-            batch.1 += upload.payload.len();
-            batch.0.push(upload);
-            (batch.1 >= UPLOAD_BATCH_BYTES || batch.0.len() >= MAX_PUT_BLOBS).then(|| std::mem::take(&mut *batch).0)
-        };
-        if let Some(blobs) = full {
+        let full = self.batch.lock().unwrap_or_else(|p| p.into_inner()).add(upload);
+        for blobs in full {
             self.upload(blobs)?;
         }
         Ok(sent)
     }
 
     fn commit(self: Box<Self>, snapshot: &Snapshot) -> Result<()> {
-        let rest = std::mem::take(&mut *self.batch.lock().unwrap_or_else(|p| p.into_inner())).0;
+        let rest = std::mem::take(&mut *self.batch.lock().unwrap_or_else(|p| p.into_inner())).blobs;
         if !rest.is_empty() {
             self.upload(rest)?;
         }
@@ -471,5 +494,57 @@ impl BlobSession for RemoteSession {
             Response::Done => Ok(()),
             other => Err(unexpected(other)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blob(len: usize) -> OutUpload {
+        OutUpload {
+            class: 0,
+            id: ContentId([1; 32]),
+            compression: 0,
+            raw_len: len as u32,
+            payload: vec![0; len].into(),
+        }
+    }
+
+    fn sizes(batches: &[Vec<OutUpload>]) -> Vec<Vec<usize>> {
+        batches.iter().map(|b| b.iter().map(|u| u.payload.len()).collect()).collect()
+    }
+
+    /// Small blobs gather until about 1 MiB or 256 blobs; a batch never outgrows the frame limit, however
+    /// large the next chunk (up to the 16 MiB FastCDC allows).
+    #[test]
+    fn batches_fill_to_a_mebibyte_and_never_pass_the_frame_limit() {
+        let mut g = Gathered::default();
+        let mut sent = Vec::new();
+        for _ in 0..300 {
+            sent.extend(g.add(blob(10)));
+        }
+        assert_eq!(sizes(&sent), vec![vec![10; 256]]);
+        assert_eq!(g.blobs.len(), 44);
+
+        let mut g = Gathered::default();
+        assert!(g.add(blob(600 << 10)).is_empty());
+        // A 16 MiB chunk after 600 KiB would make a frame over the limit: the 600 KiB go alone first.
+        let sent = g.add(blob(16 << 20));
+        assert_eq!(sizes(&sent), vec![vec![600 << 10], vec![16 << 20]]);
+        assert!(g.blobs.is_empty() && g.bytes == 0);
+        for batch in &sent {
+            let frame: usize =
+                encode_uploads_frame(batch.iter().map(|u| OutUpload { payload: u.payload.clone(), ..*u }).collect())
+                    .iter()
+                    .map(|p| p.len())
+                    .sum();
+            assert!(frame - 4 <= MAX_FRAME_BYTES, "{frame}");
+        }
+
+        // Under the limit, a large chunk joins the batch and sends it.
+        let mut g = Gathered::default();
+        assert!(g.add(blob(100 << 10)).is_empty());
+        assert_eq!(sizes(&g.add(blob(2 << 20))), vec![vec![100 << 10, 2 << 20]]);
     }
 }

@@ -83,10 +83,14 @@ struct MetaStore<'a, 'r> {
     /// Blobs asked about whose answer is on its way (through a server), oldest first: a tree's id is all the
     /// assembler needs to go on, so it does not wait for each answer.
     asked: VecDeque<(Vec<u8>, ContentId, PendingClaim)>,
+    /// Plaintext bytes held in `asked`.
+    asked_bytes: usize,
 }
 
-/// Metadata blobs whose claim may be unanswered at once.
+/// Metadata blobs whose claim may be unanswered at once, and the plaintext bytes they may hold (a tree page
+/// can be a few MiB; most are a few KiB).
 const META_ASKED_AHEAD: usize = 64;
+const META_ASKED_BYTES: usize = 4 << 20;
 
 pub(crate) struct Assembler<'a, 'r> {
     shared: &'a Shared<'r>,
@@ -104,7 +108,7 @@ impl<'a, 'r> Assembler<'a, 'r> {
     pub fn new(shared: &'a Shared<'r>, level: i32, root_is_folder: bool) -> Self {
         Self {
             shared,
-            store: MetaStore { shared, level, scratch: Vec::new(), asked: VecDeque::new() },
+            store: MetaStore { shared, level, scratch: Vec::new(), asked: VecDeque::new(), asked_bytes: 0 },
             dirs: HashMap::new(),
             files: HashMap::new(),
             failed: HashSet::new(),
@@ -324,16 +328,19 @@ impl MetaStore<'_, '_> {
         if answer.is_ready() && self.asked.is_empty() {
             self.store_answered(plaintext, id, answer);
         } else {
+            self.asked_bytes += plaintext.len();
             self.asked.push_back((plaintext.to_vec(), id, answer));
             self.store_asked(META_ASKED_AHEAD);
         }
         id
     }
 
-    /// Stores the asked-about blobs the session said are new, oldest first, until at most `keep` wait.
+    /// Stores the asked-about blobs the session said are new, oldest first, until at most `keep` wait
+    /// (and hold at most [`META_ASKED_BYTES`]).
     fn store_asked(&mut self, keep: usize) {
-        while self.asked.len() > keep {
+        while self.asked.len() > keep || (keep > 0 && self.asked_bytes > META_ASKED_BYTES) {
             let Some((plaintext, id, answer)) = self.asked.pop_front() else { break };
+            self.asked_bytes -= plaintext.len();
             self.store_answered(&plaintext, id, answer);
         }
     }

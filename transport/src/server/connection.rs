@@ -13,7 +13,7 @@ use cairn_engine::ids::ContentId;
 use cairn_engine::snapshot::Snapshot;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{ServerContext, CONNECTION_BUDGET};
+use super::{ServerContext, CONNECTION_BUDGET, PLAINTEXT_BUDGET};
 use crate::acl::{owns_source, Readable};
 use crate::protocol::frame::{decode_body, encode_blobs_frame, frame_length, OutBlob};
 use crate::protocol::{
@@ -44,6 +44,8 @@ struct Conn {
     claimed: Mutex<HashSet<ContentId>>,
     /// Bytes of request bodies and read replies this connection may hold at once.
     budget: Arc<Semaphore>,
+    /// Bytes of uploaded plaintext being checked at once.
+    plaintext: Arc<Semaphore>,
 }
 
 type Reply = Result<Response<'static>, (ErrorCode, String)>;
@@ -82,6 +84,7 @@ pub async fn handle(ctx: Arc<ServerContext>, conn: quinn::Connection) {
         session: Mutex::new(None),
         claimed: Mutex::new(HashSet::new()),
         budget: Arc::new(Semaphore::new(CONNECTION_BUDGET)),
+        plaintext: Arc::new(Semaphore::new(PLAINTEXT_BUDGET)),
     });
     let mut streams = tokio::task::JoinSet::new();
     loop {
@@ -102,6 +105,19 @@ pub async fn handle(ctx: Arc<ServerContext>, conn: quinn::Connection) {
     if let Some(session) = session {
         let _ = tokio::task::spawn_blocking(move || drop(session)).await;
     }
+}
+
+/// Waits for `bytes` of `budget` (at least 1, at most `whole`).
+async fn reserve_from(
+    budget: &Arc<Semaphore>,
+    bytes: usize,
+    whole: usize,
+) -> Result<OwnedSemaphorePermit, (ErrorCode, String)> {
+    budget
+        .clone()
+        .acquire_many_owned(bytes.clamp(1, whole) as u32)
+        .await
+        .map_err(|_| err(ErrorCode::Internal, "shutting down"))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -126,11 +142,12 @@ impl Conn {
 
     /// Waits for `bytes` (at least 1, at most the whole budget) of the connection's budget.
     async fn reserve(&self, bytes: usize) -> Result<OwnedSemaphorePermit, (ErrorCode, String)> {
-        self.budget
-            .clone()
-            .acquire_many_owned(bytes.clamp(1, CONNECTION_BUDGET) as u32)
-            .await
-            .map_err(|_| err(ErrorCode::Internal, "shutting down"))
+        reserve_from(&self.budget, bytes, CONNECTION_BUDGET).await
+    }
+
+    /// Waits for room to check a plaintext of `bytes` (at most the whole plaintext budget).
+    async fn reserve_plaintext(&self, bytes: usize) -> Result<OwnedSemaphorePermit, (ErrorCode, String)> {
+        reserve_from(&self.plaintext, bytes, PLAINTEXT_BUDGET).await
     }
 
     /// How many of `ids` (at least one) fit in one read reply, and the budget their reply needs: twice
@@ -183,13 +200,16 @@ impl Conn {
             }
             Request::PutBlob { raw_len, .. } => {
                 held.push(body_permit);
-                held.push(self.reserve((*raw_len as usize).min(CONNECTION_BUDGET.saturating_sub(len))).await?);
+                held.push(self.reserve_plaintext(*raw_len as usize).await?);
             }
             Request::PutBlobs { blobs } => {
+                if blobs.len() > MAX_PUT_BLOBS {
+                    return Err(err(ErrorCode::BadRequest, format!("more than {MAX_PUT_BLOBS} blobs")));
+                }
                 // The blobs are checked one after the other: one plaintext at a time.
                 let largest = blobs.iter().map(|b| b.raw_len as usize).max().unwrap_or(0);
                 held.push(body_permit);
-                held.push(self.reserve(largest.min(CONNECTION_BUDGET.saturating_sub(len))).await?);
+                held.push(self.reserve_plaintext(largest).await?);
             }
             _ => held.push(body_permit),
         }
@@ -201,6 +221,8 @@ impl Conn {
                 return self.claim(session.as_ref().as_ref(), ids);
             }
         }
+        // Decoded again on the blocking thread; not kept twice meanwhile.
+        drop(request);
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let mut request: Request<'_> = decode_body(&body).map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;

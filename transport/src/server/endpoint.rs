@@ -33,7 +33,7 @@ pub fn transport_config() -> TransportConfig {
     let mut mtu = MtuDiscoveryConfig::default();
     mtu.upper_bound(MAX_UDP_PAYLOAD);
     t.mtu_discovery_config(Some(mtu))
-        .max_concurrent_bidi_streams(VarInt::from_u32(64))
+        .max_concurrent_bidi_streams(VarInt::from_u32(256))
         .max_concurrent_uni_streams(VarInt::from_u32(0))
         .stream_receive_window(VarInt::from_u32(4 << 20))
         .receive_window(VarInt::from_u32(8 << 20))

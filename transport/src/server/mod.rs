@@ -2,7 +2,8 @@
 //! repository, and serves the protocol of `crate::protocol` under the rules of `crate::acl`. Clients
 //! chunk, hash and compress; the server checks every blob against its id, then encrypts and packs it
 //! (through the same `LocalSession` a standalone backup uses). Blocking engine work runs on tokio's
-//! blocking pool; per connection, request bodies in memory are bounded by [`CONNECTION_BUDGET`].
+//! blocking pool; per connection, request bodies and replies in memory are bounded by [`CONNECTION_BUDGET`], plaintexts
+//! being checked by [`PLAINTEXT_BUDGET`].
 
 mod connection;
 mod endpoint;
@@ -15,11 +16,14 @@ pub use endpoint::{client_transport, server_endpoint, transport_config};
 
 use crate::ratelimit::LoginLimiter;
 
-/// Bytes one connection may hold in memory at once for its requests: each upload's body and its
-/// decompressed plaintext, each read reply twice (the blobs read and the encoded frame). With QUIC's
-/// receive and send windows ([`transport_config`], 8 MiB each) the bound per client is 32 MiB, plus the
-/// shared index and the pack session of a connection that is backing up.
-pub const CONNECTION_BUDGET: usize = 16 << 20;
+/// Bytes one connection may hold in memory at once for request bodies and read replies (each reply twice:
+/// the blobs read and the encoded frame).
+pub const CONNECTION_BUDGET: usize = 12 << 20;
+/// Bytes of uploaded plaintext one connection may hold at once while it is checked. Kept apart from
+/// [`CONNECTION_BUDGET`] so that an upload holding its body never waits for budget that only other bodies
+/// hold. Together with QUIC's receive and send windows ([`transport_config`], 8 MiB each) the bound per
+/// client is 32 MiB, plus the shared index and the pack session of a connection that is backing up.
+pub const PLAINTEXT_BUDGET: usize = 4 << 20;
 
 /// Threads for blocking work (verifying, packing, reading storage), shared by all connections: enough to
 /// keep storage busy, few enough that per-thread allocator arenas do not multiply memory.
