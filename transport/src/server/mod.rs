@@ -19,7 +19,8 @@ use crate::ratelimit::LoginLimiter;
 /// Bytes one connection may hold in memory at once for request bodies and read replies (each reply twice:
 /// the blobs read and the encoded frame).
 pub const CONNECTION_BUDGET: usize = 12 << 20;
-/// Bytes of uploaded plaintext one connection may hold at once while it is checked. Kept apart from
+/// Bytes of uploaded plaintext one connection may hold at once while it is checked (a single larger blob
+/// takes all of it, so it is checked alone). Kept apart from
 /// [`CONNECTION_BUDGET`] so that an upload holding its body never waits for budget that only other bodies
 /// hold. Together with QUIC's receive and send windows ([`transport_config`], 8 MiB each) the bound per
 /// client is 32 MiB, plus the shared index and the pack session of a connection that is backing up.
