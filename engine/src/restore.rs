@@ -253,9 +253,8 @@ fn work_items(nodes: &[Node]) -> Vec<Work<'_>> {
 /// its own record, so an error is reported against the folder it concerns.
 fn restore_folders(ctx: &Ctx<'_>, batch: &[(&Node, TreeId)], dir: &Path) {
     let ids: Vec<TreeId> = batch.iter().map(|(_, tree)| *tree).collect();
-    // Each folder takes its record when its turn comes, and drops it once decoded.
-    // Records beyond a batch's worth of bytes are not kept (their folders read them again when their turn
-    // comes), so what waits at each level of the tree stays small.
+    // Each folder takes its record when its turn comes and drops it once decoded. Records beyond a batch's
+    // worth of bytes are not kept (their folders read them again), so what waits at each level stays small.
     let mut kept = 0u64;
     let records: Vec<Mutex<Option<bytes::Bytes>>> = match ctx.repo.read_blobs(&ids) {
         Ok(records) if records.len() == batch.len() => records

@@ -395,9 +395,7 @@ impl Conn {
                 Ok(Outgoing::Message(Response::Done))
             }
             Request::PutBlobs { blobs } => {
-                if blobs.len() > MAX_PUT_BLOBS {
-                    return Err(err(ErrorCode::BadRequest, format!("more than {MAX_PUT_BLOBS} blobs")));
-                }
+                // Their count was checked before the request was handed here (`read_and_dispatch`).
                 let session = self.session()?;
                 for blob in blobs {
                     self.put(login, &session, blob)?;
