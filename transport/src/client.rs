@@ -40,6 +40,15 @@ pub struct RemoteRepository {
     pub user: String,
     pub admin: bool,
     pub repository_id: String,
+    /// What this connection's backups uploaded.
+    uploaded: Arc<Uploaded>,
+}
+
+/// Uploads counted over a connection's life: how many `PutBlobs` requests carried how many blobs.
+#[derive(Debug, Default)]
+struct Uploaded {
+    requests: std::sync::atomic::AtomicU64,
+    blobs: std::sync::atomic::AtomicU64,
 }
 
 /// Parses `quic://HOST:PORT`.
@@ -157,6 +166,7 @@ impl RemoteRepository {
                 user,
                 admin,
                 repository_id,
+                uploaded: Arc::default(),
             }),
             other => Err(unexpected(other)),
         }
@@ -164,6 +174,12 @@ impl RemoteRepository {
 
     fn request(&self, request: Request<'_>) -> Result<Response<'static>> {
         self.runtime.block_on(call(&self.conn, request))
+    }
+
+    /// Upload requests (`PutBlobs`) sent over this connection so far, and the blobs they carried.
+    pub fn uploads(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.uploaded.requests.load(Relaxed), self.uploaded.blobs.load(Relaxed))
     }
 
     /// A blob's plaintext from its payload as sent in a reply held in `body`. Trust nothing: it must hash to
@@ -205,6 +221,8 @@ impl RemoteRepository {
 impl Drop for RemoteRepository {
     fn drop(&mut self) {
         let stats = self.conn.stats();
+        let (requests, blobs) = self.uploads();
+        tracing::debug!("uploaded {blobs} blobs in {requests} requests");
         tracing::debug!(
             "connection: path MTU {} bytes, {} datagrams sent ({} bytes), {} received ({} bytes), rtt {:?}, lost {} packets",
             stats.path.current_mtu,
@@ -315,6 +333,7 @@ impl Access for RemoteRepository {
             uploads: Arc::new(tokio::sync::Semaphore::new(UPLOADS_IN_FLIGHT)),
             batch: Mutex::new(Gathered::default()),
             failure: Arc::new(Mutex::new(None)),
+            uploaded: self.uploaded.clone(),
         }))
     }
 }
@@ -369,6 +388,8 @@ struct RemoteSession {
     batch: Mutex<Gathered>,
     /// The first upload that failed; reported by the next call and by `finish`.
     failure: Arc<Mutex<Option<Error>>>,
+    /// The connection's upload counts.
+    uploaded: Arc<Uploaded>,
 }
 
 impl RemoteSession {
@@ -388,6 +409,8 @@ impl RemoteSession {
         let permit = self.handle.block_on(self.uploads.clone().acquire_owned());
         cairn_engine::backup::stats::StageTimes::add(&self.progress.stages.worker_blocked, waiting);
         let permit = permit.map_err(|_| Error::Remote("upload queue closed".into()))?;
+        self.uploaded.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.uploaded.blobs.fetch_add(blobs.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let (conn, failure) = (self.conn.clone(), self.failure.clone());
         self.handle.spawn(async move {
             let outcome = match send_frame(&conn, encode_uploads_frame(blobs)).await {

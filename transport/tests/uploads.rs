@@ -89,6 +89,10 @@ fn many_small_files_go_up_in_batches() {
     let options = BackupOptions::new(dir.path().to_path_buf(), source.clone());
     let first = run_backup(&alice, options, Arc::new(Progress::default())).unwrap().snapshot;
     assert_eq!(first.stats.chunks_new, 700);
+    // In batches: the 700 chunks and the folder's tree in a handful of requests (one each would be 701).
+    let (requests, blobs) = alice.uploads();
+    assert_eq!(blobs, 701);
+    assert!(requests <= 20, "{blobs} blobs went up in {requests} requests");
 
     let nodes = repo.read_tree(&first.root).unwrap();
     assert_eq!(nodes.len(), 700);
@@ -102,5 +106,6 @@ fn many_small_files_go_up_in_batches() {
     let options = BackupOptions::new(dir.path().to_path_buf(), source);
     let second = run_backup(&alice, options, Arc::new(Progress::default())).unwrap().snapshot;
     assert_eq!((second.stats.chunks_new, second.stats.bytes_stored), (0, 0));
+    assert_eq!(alice.uploads(), (requests, blobs), "the second backup uploads nothing");
     assert_eq!(second.root, first.root);
 }
