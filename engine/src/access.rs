@@ -98,6 +98,10 @@ pub trait Access: Send + Sync {
     fn read_blobs(&self, ids: &[ContentId]) -> Result<Vec<bytes::Bytes>> {
         ids.iter().map(|id| self.read_blob(id).map(bytes::Bytes::from)).collect()
     }
+    /// Checks that `plaintext` is the content named `id` (under the hashing key this caller may use).
+    fn verify_content(&self, id: &ContentId, plaintext: &[u8]) -> Result<()> {
+        crate::content::verify_id(self.hashing_key(), id, plaintext)
+    }
     /// Plaintext lengths of blobs (`None` for unknown ids).
     fn blob_sizes(&self, ids: &[ContentId]) -> Result<Vec<Option<u32>>>;
     /// Starts a backup's writes; `progress` receives pack and upload timings.

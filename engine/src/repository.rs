@@ -207,6 +207,10 @@ impl Access for Repository {
         ids.iter().zip(self.read_blob_payloads(ids)?).map(|(id, payload)| self.plaintext(id, payload)).collect()
     }
 
+    fn verify_content(&self, id: &ContentId, plaintext: &[u8]) -> Result<()> {
+        Repository::verify_content(self, id, plaintext)
+    }
+
     fn blob_sizes(&self, ids: &[ContentId]) -> Result<Vec<Option<u32>>> {
         let index = self.index();
         Ok(ids.iter().map(|id| index.get(id).map(|l| l.raw_len)).collect())

@@ -313,6 +313,10 @@ impl Access for RemoteRepository {
         Ok(out)
     }
 
+    fn verify_content(&self, id: &ContentId, plaintext: &[u8]) -> Result<()> {
+        self.verify(id, plaintext)
+    }
+
     fn blob_sizes(&self, ids: &[ContentId]) -> Result<Vec<Option<u32>>> {
         let mut out = Vec::with_capacity(ids.len());
         for part in ids.chunks(MAX_BATCH) {

@@ -63,6 +63,12 @@ pub fn run(ctx: &Context, args: RestoreArgs) -> Result<()> {
             secs,
             output::rate(summary.bytes, secs)
         );
+        if summary.copied_bytes > 0 {
+            eprintln!(
+                "  {} of it from chunks that appear more than once, copied from where they were first restored",
+                output::bytes(summary.copied_bytes)
+            );
+        }
         if summary.fifos + summary.devices > 0 {
             eprintln!("  recreated {} FIFOs and {} device nodes", summary.fifos, summary.devices);
         }

@@ -1,21 +1,22 @@
 //! Restore: writes a snapshot's folder (or one file) to a local path. Folders are walked in parallel, files
 //! are restored in parallel, and the chunks of a large file are fetched in parallel and written at their
-//! offsets. Every chunk is decrypted and re-hashed before it is written. Metadata (mode, owner when
-//! permitted, mtime) is applied after contents, folders last, so their mtimes stick; a regular file gets
-//! its metadata through the handle it was written with. It is created with its permission bits (so it never
-//! has wider access than stored) and changed afterwards only if the umask, a default ACL or an existing file
-//! left it with others. A folder is read one
-//! stored page at a time, so a folder of millions of entries is never in memory at once. FIFOs are
-//! recreated; device nodes too when running as root (otherwise they are skipped with a warning and
-//! counted); sockets are skipped (a socket file is only meaningful to the process that bound it).
+//! offsets. Every chunk is decrypted and re-hashed before it is written; a chunk this restore already wrote
+//! is read back from there and re-hashed instead of being fetched again (`copies`). Metadata (mode, owner
+//! when permitted, mtime) is applied after contents, folders last, so their mtimes stick; a regular file
+//! gets its metadata through the handle it was written with. It is created with its permission bits (so it
+//! never has wider access than stored) and changed afterwards only if the umask, a default ACL or an
+//! existing file left it with others. A folder is read one stored page at a time, so a folder of millions
+//! of entries is never in memory at once. FIFOs are recreated; device nodes too when running as root
+//! (otherwise they are skipped with a warning and counted); sockets are skipped (a socket file is only
+//! meaningful to the process that bound it).
 
 use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use filetime::FileTime;
 use rayon::prelude::*;
@@ -27,11 +28,15 @@ use crate::error::{Error, Result};
 use crate::ids::{ContentId, TreeId};
 use crate::tree::{FileContent, Node, NodeKind};
 
+mod copies;
+
 /// Counters a progress display polls.
 #[derive(Default, Debug)]
 pub struct RestoreProgress {
     pub files: AtomicU64,
     pub bytes: AtomicU64,
+    /// Of `bytes`, those of chunks copied from a file this restore had already written.
+    pub copied_bytes: AtomicU64,
 }
 
 /// How to restore.
@@ -59,6 +64,9 @@ pub struct RestoreSummary {
     pub dirs: u64,
     pub symlinks: u64,
     pub bytes: u64,
+    /// Of `bytes`, those of chunks that appeared more than once and were copied from where this restore had
+    /// already written them (checked against their ids) instead of being fetched again.
+    pub copied_bytes: u64,
     /// Entries that could not be restored, as `path: message`.
     pub errors: Vec<String>,
     /// FIFOs recreated.
@@ -82,6 +90,8 @@ struct Ctx<'a> {
     /// Running as root: owners are restored and device nodes can be made.
     is_root: bool,
     cancel: &'a AtomicBool,
+    /// Chunks written so far, for copying when they appear again.
+    written: copies::Written,
 }
 
 impl Ctx<'_> {
@@ -115,6 +125,7 @@ pub fn restore(
         // SAFETY: geteuid has no preconditions and cannot fail.
         is_root: unsafe { libc::geteuid() } == 0,
         cancel,
+        written: copies::Written::default(),
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(options.parallel.clamp(1, 256))
@@ -130,6 +141,7 @@ pub fn restore(
         dirs: ctx.dirs.load(Relaxed),
         symlinks: ctx.symlinks.load(Relaxed),
         bytes: progress.bytes.load(Relaxed),
+        copied_bytes: progress.copied_bytes.load(Relaxed),
         errors: ctx.errors.into_inner().unwrap_or_else(|p| p.into_inner()),
         fifos: ctx.fifos.load(Relaxed),
         devices: ctx.devices.load(Relaxed),
@@ -290,35 +302,58 @@ fn restore_folder(ctx: &Ctx<'_>, node: &Node, tree: &TreeId, record: Option<byte
     apply_metadata(ctx, node, path)
 }
 
-/// Restores one-chunk files fetched in one batch. When the batch read fails, each file is restored on its
-/// own, so an error is reported against the file it concerns.
+/// Restores one-chunk files fetched in one batch; a file whose chunk this restore already wrote elsewhere is
+/// copied from there instead. When the batch read fails, each file not yet restored is restored on its own,
+/// so an error is reported against the file it concerns.
 fn restore_small_files(ctx: &Ctx<'_>, batch: &[(&Node, ContentId)], dir: &Path) {
-    let ids: Vec<ContentId> = batch.iter().map(|(_, id)| *id).collect();
+    let mut fetch: Vec<(&Node, ContentId, PathBuf)> = Vec::with_capacity(batch.len());
+    for &(node, id) in batch {
+        let path = dir.join(std::ffi::OsStr::from_bytes(&node.name));
+        let copied = match ctx.written.find(&id, node.size) {
+            Some(place) => {
+                copies::read_back(ctx.repo, &place, &id, node.size, |data| write_small_file(ctx, node, &path, data))
+            }
+            None => Ok(None),
+        };
+        match copied {
+            Ok(Some(())) => {
+                ctx.progress.copied_bytes.fetch_add(node.size, Relaxed);
+            }
+            Ok(None) => fetch.push((node, id, path)),
+            Err(e) => ctx.error(&path, e),
+        }
+    }
+    if fetch.is_empty() {
+        return;
+    }
+    let ids: Vec<ContentId> = fetch.iter().map(|(_, id, _)| *id).collect();
     let Ok(contents) = ctx.repo.read_blobs(&ids) else {
-        for (node, _) in batch {
-            restore_entry(ctx, node, &dir.join(std::ffi::OsStr::from_bytes(&node.name)));
+        for (node, _, path) in &fetch {
+            restore_entry(ctx, node, path);
         }
         return;
     };
-    for ((node, _), data) in batch.iter().zip(contents) {
-        let path = dir.join(std::ffi::OsStr::from_bytes(&node.name));
-        let result = (|| {
-            let file = create_file(ctx, node, &path)?;
-            if data.len() as u64 != node.size {
-                return Err(Error::corrupt(
-                    format!("file {}", path.display()),
-                    format!("its chunk holds {} bytes, entry says {}", data.len(), node.size),
-                ));
-            }
-            file.write_all_at(&data, 0).map_err(|e| Error::local(&path, e))?;
-            ctx.progress.bytes.fetch_add(data.len() as u64, Relaxed);
-            ctx.progress.files.fetch_add(1, Relaxed);
-            apply_file_metadata(ctx, node, &file, &path)
-        })();
-        if let Err(e) = result {
-            ctx.error(&path, e);
+    for ((node, id, path), data) in fetch.into_iter().zip(contents) {
+        match write_small_file(ctx, node, &path, &data) {
+            Ok(()) => ctx.written.record(&id, data.len() as u64, &Arc::new(path), 0),
+            Err(e) => ctx.error(&path, e),
         }
     }
+}
+
+/// Creates a one-chunk file with its chunk's plaintext `data` and its metadata.
+fn write_small_file(ctx: &Ctx<'_>, node: &Node, path: &Path, data: &[u8]) -> Result<()> {
+    let file = create_file(ctx, node, path)?;
+    if data.len() as u64 != node.size {
+        return Err(Error::corrupt(
+            format!("file {}", path.display()),
+            format!("its chunk holds {} bytes, entry says {}", data.len(), node.size),
+        ));
+    }
+    file.write_all_at(data, 0).map_err(|e| Error::local(path, e))?;
+    ctx.progress.bytes.fetch_add(data.len() as u64, Relaxed);
+    ctx.progress.files.fetch_add(1, Relaxed);
+    apply_file_metadata(ctx, node, &file, path)
 }
 
 fn restore_entry(ctx: &Ctx<'_>, node: &Node, path: &Path) {
@@ -349,16 +384,17 @@ fn restore_file(ctx: &Ctx<'_>, node: &Node, path: &Path) -> Result<()> {
         _ => ctx.repo.blob_sizes(&chunks)?,
     };
     // Consecutive chunks in groups of a few MiB, each fetched with one read and written at its offsets.
-    let mut groups: Vec<(Vec<ContentId>, u64, u64)> = Vec::new();
+    let mut groups: Vec<Group> = Vec::new();
     let mut end = 0u64;
     for (id, size) in chunks.iter().zip(sizes) {
         let size = size.ok_or_else(|| Error::NotFound(format!("chunk {id} of {}", path.display())))? as u64;
         match groups.last_mut() {
-            Some((ids, _, bytes)) if ids.len() < READ_BATCH_BLOBS && *bytes + size <= READ_BATCH_BYTES => {
-                ids.push(*id);
-                *bytes += size;
+            Some(g) if g.ids.len() < READ_BATCH_BLOBS && g.bytes + size <= READ_BATCH_BYTES => {
+                g.ids.push(*id);
+                g.places.push((end, size));
+                g.bytes += size;
             }
-            _ => groups.push((vec![*id], end, size)),
+            _ => groups.push(Group { ids: vec![*id], places: vec![(end, size)], bytes: size }),
         }
         end += size;
     }
@@ -374,23 +410,49 @@ fn restore_file(ctx: &Ctx<'_>, node: &Node, path: &Path) -> Result<()> {
         // in the middle of the writes.
         file.set_len(node.size).map_err(|e| Error::local(path, e))?;
     }
-    let write = |(ids, offset, bytes): &(Vec<ContentId>, u64, u64)| -> Result<()> {
+    let shared_path = Arc::new(path.to_path_buf());
+    let write = |group: &Group| -> Result<()> {
         if ctx.cancel.load(Relaxed) {
             return Err(Error::Cancelled);
         }
-        let contents = ctx.repo.read_blobs(ids)?;
-        let got: u64 = contents.iter().map(|d| d.len() as u64).sum();
-        if got != *bytes {
+        // Chunks this restore already wrote are copied from there; the others are fetched with one read.
+        let mut fetch_ids = Vec::new();
+        let mut fetch_places = Vec::new();
+        for (id, &(offset, size)) in group.ids.iter().zip(&group.places) {
+            let copied = match ctx.written.find(id, size) {
+                Some(place) => copies::read_back(ctx.repo, &place, id, size, |data| {
+                    file.write_all_at(data, offset).map_err(|e| Error::local(path, e))
+                })?,
+                None => None,
+            };
+            if copied.is_some() {
+                ctx.progress.bytes.fetch_add(size, Relaxed);
+                ctx.progress.copied_bytes.fetch_add(size, Relaxed);
+            } else {
+                fetch_ids.push(*id);
+                fetch_places.push((offset, size));
+            }
+        }
+        if fetch_ids.is_empty() {
+            return Ok(());
+        }
+        let contents = ctx.repo.read_blobs(&fetch_ids)?;
+        if contents.len() != fetch_ids.len() {
             return Err(Error::corrupt(
                 format!("file {}", path.display()),
-                format!("chunks at offset {offset} hold {got} bytes, the index says {bytes}"),
+                format!("{} chunks read for {} asked", contents.len(), fetch_ids.len()),
             ));
         }
-        let mut at = *offset;
-        for data in contents {
-            file.write_all_at(&data, at).map_err(|e| Error::local(path, e))?;
-            at += data.len() as u64;
-            ctx.progress.bytes.fetch_add(data.len() as u64, Relaxed);
+        for ((id, (offset, size)), data) in fetch_ids.iter().zip(fetch_places).zip(contents) {
+            if data.len() as u64 != size {
+                return Err(Error::corrupt(
+                    format!("file {}", path.display()),
+                    format!("the chunk at offset {offset} holds {} bytes, the index says {size}", data.len()),
+                ));
+            }
+            file.write_all_at(&data, offset).map_err(|e| Error::local(path, e))?;
+            ctx.progress.bytes.fetch_add(size, Relaxed);
+            ctx.written.record(id, size, &shared_path, offset);
         }
         Ok(())
     };
@@ -401,6 +463,14 @@ fn restore_file(ctx: &Ctx<'_>, node: &Node, path: &Path) -> Result<()> {
     }
     ctx.progress.files.fetch_add(1, Relaxed);
     apply_file_metadata(ctx, node, file, path)
+}
+
+/// Consecutive chunks of a file, fetched together.
+struct Group {
+    ids: Vec<ContentId>,
+    /// Each chunk's offset in the file and its length.
+    places: Vec<(u64, u64)>,
+    bytes: u64,
 }
 
 /// Creates a file to restore into, with the entry's permission bits (which the umask or a default ACL may
