@@ -310,13 +310,11 @@ fn restore_small_files(ctx: &Ctx<'_>, batch: &[(&Node, ContentId)], dir: &Path) 
     for &(node, id) in batch {
         let path = dir.join(std::ffi::OsStr::from_bytes(&node.name));
         let copied = match ctx.written.find(&id, node.size) {
-            Some(place) => {
-                copies::read_back(ctx.repo, &place, &id, node.size, |data| write_small_file(ctx, node, &path, data))
-            }
+            Some(place) => copies::read_back(ctx.repo, &place, &id, |data| write_small_file(ctx, node, &path, data)),
             None => Ok(None),
         };
         match copied {
-            Ok(Some(())) => {
+            Ok(Some(_)) => {
                 ctx.progress.copied_bytes.fetch_add(node.size, Relaxed);
             }
             Ok(None) => fetch.push((node, id, path)),
@@ -327,7 +325,11 @@ fn restore_small_files(ctx: &Ctx<'_>, batch: &[(&Node, ContentId)], dir: &Path) 
         return;
     }
     let ids: Vec<ContentId> = fetch.iter().map(|(_, id, _)| *id).collect();
-    let Ok(contents) = ctx.repo.read_blobs(&ids) else {
+    let contents = match ctx.repo.read_blobs(&ids) {
+        Ok(contents) if contents.len() == ids.len() => Some(contents),
+        _ => None,
+    };
+    let Some(contents) = contents else {
         for (node, _, path) in &fetch {
             restore_entry(ctx, node, path);
         }
@@ -335,14 +337,19 @@ fn restore_small_files(ctx: &Ctx<'_>, batch: &[(&Node, ContentId)], dir: &Path) 
     };
     for ((node, id, path), data) in fetch.into_iter().zip(contents) {
         match write_small_file(ctx, node, &path, &data) {
-            Ok(()) => ctx.written.record(&id, data.len() as u64, &Arc::new(path), 0),
+            Ok(file) if data.len() as u64 >= copies::MIN_COPIED_CHUNK => {
+                if let Ok(identity) = copies::FileIdentity::of(&file) {
+                    ctx.written.record(&id, data.len() as u64, &Arc::new(path), identity, 0);
+                }
+            }
+            Ok(_) => {}
             Err(e) => ctx.error(&path, e),
         }
     }
 }
 
 /// Creates a one-chunk file with its chunk's plaintext `data` and its metadata.
-fn write_small_file(ctx: &Ctx<'_>, node: &Node, path: &Path, data: &[u8]) -> Result<()> {
+fn write_small_file(ctx: &Ctx<'_>, node: &Node, path: &Path, data: &[u8]) -> Result<File> {
     let file = create_file(ctx, node, path)?;
     if data.len() as u64 != node.size {
         return Err(Error::corrupt(
@@ -353,7 +360,8 @@ fn write_small_file(ctx: &Ctx<'_>, node: &Node, path: &Path, data: &[u8]) -> Res
     file.write_all_at(data, 0).map_err(|e| Error::local(path, e))?;
     ctx.progress.bytes.fetch_add(data.len() as u64, Relaxed);
     ctx.progress.files.fetch_add(1, Relaxed);
-    apply_file_metadata(ctx, node, &file, path)
+    apply_file_metadata(ctx, node, &file, path)?;
+    Ok(file)
 }
 
 fn restore_entry(ctx: &Ctx<'_>, node: &Node, path: &Path) {
@@ -411,6 +419,8 @@ fn restore_file(ctx: &Ctx<'_>, node: &Node, path: &Path) -> Result<()> {
         file.set_len(node.size).map_err(|e| Error::local(path, e))?;
     }
     let shared_path = Arc::new(path.to_path_buf());
+    // Without it (an fstat that failed), nothing is remembered from this file.
+    let identity = copies::FileIdentity::of(file).ok();
     let write = |group: &Group| -> Result<()> {
         if ctx.cancel.load(Relaxed) {
             return Err(Error::Cancelled);
@@ -420,7 +430,7 @@ fn restore_file(ctx: &Ctx<'_>, node: &Node, path: &Path) -> Result<()> {
         let mut fetch_places = Vec::new();
         for (id, &(offset, size)) in group.ids.iter().zip(&group.places) {
             let copied = match ctx.written.find(id, size) {
-                Some(place) => copies::read_back(ctx.repo, &place, id, size, |data| {
+                Some(place) => copies::read_back(ctx.repo, &place, id, |data| {
                     file.write_all_at(data, offset).map_err(|e| Error::local(path, e))
                 })?,
                 None => None,
@@ -452,7 +462,9 @@ fn restore_file(ctx: &Ctx<'_>, node: &Node, path: &Path) -> Result<()> {
             }
             file.write_all_at(&data, offset).map_err(|e| Error::local(path, e))?;
             ctx.progress.bytes.fetch_add(size, Relaxed);
-            ctx.written.record(id, size, &shared_path, offset);
+            if let Some(identity) = identity {
+                ctx.written.record(id, size, &shared_path, identity, offset);
+            }
         }
         Ok(())
     };
