@@ -59,6 +59,25 @@ fn generated_tree_round_trips_and_rebackups_are_incremental() {
     assert_eq!(fs::read(&single).unwrap(), shifted);
 }
 
+/// A file that appears twice is fetched once: the restore reports the second copy's bytes as copied, and
+/// both come out identical.
+#[test]
+fn repeated_file_is_copied_on_restore() {
+    let env = Env::new();
+    let src = env.path("src");
+    let body = crate::tree_gen::noise(7, 3 << 20);
+    crate::tree_gen::write(&src.join("a/original.bin"), &body);
+    crate::tree_gen::write(&src.join("b/copy.bin"), &body);
+    env.create_repo();
+    env.snapshot(&src);
+    let out = env.path("restored");
+    // One restore thread: `a` is restored before `b`.
+    let summary = env.json(&["restore", "latest", out.to_str().unwrap(), "--parallel", "1", "--json"]);
+    assert_eq!(num(&summary, "/bytes"), 2 * body.len() as u64, "{summary}");
+    assert_eq!(num(&summary, "/copiedBytes"), body.len() as u64, "{summary}");
+    assert_same_tree(&src, &out);
+}
+
 #[test]
 fn list_ls_and_delete() {
     let env = Env::new();
