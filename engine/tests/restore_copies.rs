@@ -7,31 +7,19 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use cairn_engine::backup::{run_backup, BackupOptions, Progress};
+use cairn_engine::benchmark::sample_random;
 use cairn_engine::format::CreateOptions;
 use cairn_engine::restore::{restore, RestoreOptions, RestoreProgress, RestoreSummary};
 use cairn_engine::snapshot::{Snapshot, Source};
 use cairn_engine::storage::MemoryStorage;
 use cairn_engine::Repository;
 
-/// Deterministic incompressible bytes.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 const BIG: usize = 5 << 20;
 const ONE_CHUNK: usize = 100 << 10;
 
 fn make_source(src: &Path) {
-    let big = noise(BIG, 1);
-    let single = noise(ONE_CHUNK, 2);
+    let big = sample_random(BIG, 1);
+    let single = sample_random(ONE_CHUNK, 2);
     for (path, bytes) in [
         ("a/big", big.clone()),
         ("b/big-copy", big.clone()),

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use cairn_engine::access::{Access, BlobSession, PendingClaim, PreparedBlob};
@@ -47,8 +48,8 @@ pub struct RemoteRepository {
 /// Uploads counted over a connection's life: how many `PutBlobs` requests carried how many blobs.
 #[derive(Debug, Default)]
 struct Uploaded {
-    requests: std::sync::atomic::AtomicU64,
-    blobs: std::sync::atomic::AtomicU64,
+    requests: AtomicU64,
+    blobs: AtomicU64,
 }
 
 /// Parses `quic://HOST:PORT`.
@@ -178,7 +179,6 @@ impl RemoteRepository {
 
     /// Upload requests (`PutBlobs`) sent over this connection so far, and the blobs they carried.
     pub fn uploads(&self) -> (u64, u64) {
-        use std::sync::atomic::Ordering::Relaxed;
         (self.uploaded.requests.load(Relaxed), self.uploaded.blobs.load(Relaxed))
     }
 
@@ -313,12 +313,9 @@ impl Access for RemoteRepository {
         Ok(out)
     }
 
+    /// A non-admin never loads isolated users' keys, so it checks its own key alone.
     fn matches_known_key(&self, id: &ContentId, plaintext: &[u8]) -> bool {
-        if self.admin {
-            self.tenants.matches_known(&self.hashing, id, plaintext)
-        } else {
-            self.hashing.content_id(plaintext) == *id
-        }
+        self.tenants.matches_known(&self.hashing, id, plaintext)
     }
 
     fn blob_sizes(&self, ids: &[ContentId]) -> Result<Vec<Option<u32>>> {
@@ -417,8 +414,8 @@ impl RemoteSession {
         let permit = self.handle.block_on(self.uploads.clone().acquire_owned());
         cairn_engine::backup::stats::StageTimes::add(&self.progress.stages.worker_blocked, waiting);
         let permit = permit.map_err(|_| Error::Remote("upload queue closed".into()))?;
-        self.uploaded.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.uploaded.blobs.fetch_add(blobs.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.uploaded.requests.fetch_add(1, Relaxed);
+        self.uploaded.blobs.fetch_add(blobs.len() as u64, Relaxed);
         let (conn, failure) = (self.conn.clone(), self.failure.clone());
         self.handle.spawn(async move {
             let outcome = match send_frame(&conn, encode_uploads_frame(blobs)).await {

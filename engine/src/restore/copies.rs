@@ -33,8 +33,11 @@ pub struct FileIdentity {
 impl FileIdentity {
     /// The identity of an open file.
     pub fn of(file: &File) -> std::io::Result<Self> {
-        let meta = file.metadata()?;
-        Ok(Self { dev: meta.dev(), ino: meta.ino() })
+        file.metadata().map(|meta| Self::from_metadata(&meta))
+    }
+
+    fn from_metadata(meta: &std::fs::Metadata) -> Self {
+        Self { dev: meta.dev(), ino: meta.ino() }
     }
 }
 
@@ -98,7 +101,7 @@ fn open_again(place: &Place) -> Option<File> {
     }
     .ok()?;
     let meta = file.metadata().ok()?;
-    (meta.is_file() && FileIdentity { dev: meta.dev(), ino: meta.ino() } == place.file).then_some(file)
+    (meta.is_file() && FileIdentity::from_metadata(&meta) == place.file).then_some(file)
 }
 
 /// Reads chunk `id` back from where it was written, checks it against the id and hands it to `use_it`. A
@@ -120,7 +123,7 @@ pub fn read_back<T>(
             Ok(shared) => &mut **shared,
             Err(_) => &mut own,
         };
-        buffer.clear();
+        // Only bytes the buffer never held are zeroed: the read fills all of it, or the buffer is not used.
         buffer.resize(place.len as usize, 0);
         let Some(source) = open_again(place) else { return Ok(None) };
         if source.read_exact_at(buffer, place.offset).is_err() || !repo.matches_known_key(id, buffer) {
