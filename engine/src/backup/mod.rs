@@ -12,7 +12,7 @@
 //! File data in flight is bounded by a byte budget (see [`budget`]); every queue is bounded, so memory
 //! stays flat however large the input — also within one folder: its names are sorted in runs spilled to a
 //! temporary file, entries stream from the walker to the assembler within a bounded window, and the
-//! assembler stores each tree page as soon as it is complete (see `walk`, `names`, `window`, `assemble`).
+//! assembler stores each tree page as soon as it is complete (see `walk`, `scan`, `names`, `window`, `assemble`).
 //! Files whose size, mtime, ctime and inode match the parent snapshot
 //! are not read: their chunk lists are reused. Writes are ordered packs → index blobs → snapshot, so an
 //! interrupted backup leaves only unreferenced packs behind, and the repository stays consistent.
@@ -21,6 +21,7 @@ mod assemble;
 mod budget;
 mod names;
 mod read;
+mod scan;
 pub mod stats;
 #[cfg(test)]
 mod tests;

@@ -1,8 +1,9 @@
 //! The walk stage: visits the source depth-first in name order, records every entry's metadata, reuses the
 //! chunk lists of files unchanged since the parent snapshot, and hands the rest to the readers.
 //!
+//! The listing and the metadata come from the [scan](super::scan), which runs ahead on a thread of its own.
 //! Entries stream out one at a time, so a folder of any size costs bounded memory here: its names come
-//! from [`names::list_sorted`] (spilled to a temporary file beyond one run), its counterpart in the parent
+//! sorted from the scan (spilled to a temporary file beyond one run), its counterpart in the parent
 //! snapshot is read a page at a time, and each entry goes to the assembler as soon as it is seen (within
 //! the [`Window`]). A sub-folder is walked where it appears in its parent's order. A source that is a single
 //! file is recorded as a root folder holding just that file.
@@ -17,8 +18,8 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 
 use super::assemble::{Event, FileKey};
-use super::names;
 use super::read::FileJob;
+use super::scan::{self, ScanStream, Scanned, ScannedEntry};
 use super::window::Window;
 use super::Shared;
 use crate::entries::SortedLookup;
@@ -31,7 +32,7 @@ pub(crate) struct Walker<'a, 'r> {
     files: Sender<FileJob>,
     events: Sender<Event>,
     window: Arc<Window>,
-    /// Names of one folder sorted in memory before they are spilled to a temporary file.
+    /// Names of one folder sorted in memory before they are spilled to a temporary file (by the scan).
     names_in_memory: usize,
     /// Folders the walk is inside of, below the root.
     depth: usize,
@@ -103,18 +104,34 @@ impl<'a, 'r> Walker<'a, 'r> {
     /// Walks the whole source (`root_meta` is its metadata, symlinks followed). A failure to read the root
     /// folder is fatal; anything below is recorded and skipped.
     pub fn run(mut self, root: &Path, root_meta: Metadata, parent_root: Option<TreeId>) {
-        self.walk(root, root_meta, parent_root);
-        let _ = self.flush();
-    }
-
-    fn walk(&mut self, root: &Path, root_meta: Metadata, parent_root: Option<TreeId>) {
-        let slot = self.next_slot();
-        if root_meta.is_dir() {
-            if let Err(e) = self.walk_dir(root, slot, None, parent_root) {
-                self.shared.fail(Error::local(root, e));
-            }
+        if !root_meta.is_dir() {
+            self.walk_file(root, root_meta, parent_root);
+            let _ = self.flush();
             return;
         }
+        let (shared, names_in_memory) = (self.shared, self.names_in_memory);
+        std::thread::scope(|scope| {
+            let (steps, rx) = scan::channel();
+            let scanner = std::thread::Builder::new()
+                .name("cairn-scan".into())
+                .spawn_scoped(scope, move || scan::run(root, names_in_memory, &|| shared.stopped(), steps));
+            if let Err(e) = scanner {
+                shared.fail(Error::local(root, e));
+            }
+            let mut stream = ScanStream::new(rx);
+            let slot = self.next_slot();
+            if let Err(e) = self.walk_dir(&mut stream, root, slot, None, parent_root) {
+                shared.fail(Error::local(root, e));
+            }
+            let _ = self.flush();
+            // Before the scope waits for the scan: a scan blocked on a full channel then sees the walk gone.
+            drop(stream);
+        });
+    }
+
+    /// Walks a source that is a single file: a root folder holding just that file.
+    fn walk_file(&mut self, root: &Path, root_meta: Metadata, parent_root: Option<TreeId>) {
+        let slot = self.next_slot();
         let Some(name) = root.file_name() else {
             self.shared.fail(Error::InvalidArgument(format!("{} names no file", root.display())));
             return;
@@ -123,9 +140,19 @@ impl<'a, 'r> Walker<'a, 'r> {
             return;
         }
         let mut parent = self.parent_lookup(parent_root.as_ref());
-        let entry = Listed { name: name.as_bytes().to_vec(), path: root, meta: Some(root_meta) };
-        if self.visit(slot, 0, entry, &mut parent).is_ok() {
+        let entry =
+            ScannedEntry { name: name.as_bytes().to_vec(), path: root.to_path_buf(), meta: Ok(root_meta), link: None };
+        // A file has no folder below it, so the walk never reads from this scan.
+        if self.visit(&mut ScanStream::finished(), slot, 0, entry, &mut parent).is_ok() {
             let _ = self.emit(Event::DirListed { slot });
+        }
+    }
+
+    /// The scan ended where the walk expected more: the backup stopped, or (a defect) the two went out of
+    /// step, which must fail the backup rather than record a folder short.
+    fn scan_lost(&self) {
+        if !self.shared.stopped() {
+            self.shared.fail(Error::corrupt("backup", "the scan of the source ended out of step with the walk"));
         }
     }
 
@@ -159,28 +186,45 @@ impl<'a, 'r> Walker<'a, 'r> {
         (same && indexed).then(|| content.clone())
     }
 
-    /// Lists a folder (entirely, before anything is sent, so a listing error leaves nothing half-sent) and
-    /// sends its entries in name order.
+    /// Walks a folder whose steps come next from the scan (listed entirely before anything is sent, so a
+    /// listing error leaves nothing half-sent), sending its entries in name order.
     fn walk_dir(
         &mut self,
+        stream: &mut ScanStream,
         path: &Path,
         slot: u64,
         link: Option<FileKey>,
         parent_tree: Option<TreeId>,
     ) -> std::io::Result<()> {
-        let names = names::list_sorted(path, self.names_in_memory)?;
+        match stream.next_step() {
+            Some(Scanned::Listed(Ok(()))) => {}
+            Some(Scanned::Listed(Err(e))) => return Err(e),
+            _ => {
+                self.scan_lost();
+                return Ok(());
+            }
+        }
         let mut parent = self.parent_lookup(parent_tree.as_ref());
         if self.emit(Event::DirOpened { slot, parent: link }).is_err() {
             return Ok(());
         }
         let mut at: u32 = 0;
-        for name in names {
-            let name = match name {
-                Ok(name) => name,
-                Err(e) => {
+        loop {
+            let entry = match stream.next_step() {
+                Some(Scanned::Entry(entry)) => entry,
+                Some(Scanned::End) => break,
+                Some(Scanned::Truncated(e)) => {
                     // The spilled listing could not be read back: the folder keeps what was sent.
                     self.shared.record_error(format!("{}: reading the sorted listing back: {e}", path.display()));
+                    if !stream.skip_folder() {
+                        self.scan_lost();
+                        return Ok(());
+                    }
                     break;
+                }
+                Some(Scanned::Listed(_)) | None => {
+                    self.scan_lost();
+                    return Ok(());
                 }
             };
             if at == u32::MAX {
@@ -189,10 +233,14 @@ impl<'a, 'r> Walker<'a, 'r> {
                     path.display(),
                     u32::MAX
                 ));
+                // This entry's own folder, if it is one, and the rest of this folder.
+                if !stream.skip_folder() {
+                    self.scan_lost();
+                    return Ok(());
+                }
                 break;
             }
-            let child = path.join(std::ffi::OsStr::from_bytes(&name));
-            match self.visit(slot, at, Listed { name, path: &child, meta: None }, &mut parent) {
+            match self.visit(stream, slot, at, entry, &mut parent) {
                 Ok(true) => at += 1,
                 Ok(false) => {}
                 Err(Closed) => return Ok(()),
@@ -204,12 +252,20 @@ impl<'a, 'r> Walker<'a, 'r> {
 
     /// Records one entry as entry `at` of folder `slot`; false when it vanished or could not be read (it is
     /// left out).
-    fn visit(&mut self, slot: u64, at: u32, entry: Listed<'_>, parent: &mut SortedLookup<'_>) -> Result<bool, Closed> {
+    fn visit(
+        &mut self,
+        stream: &mut ScanStream,
+        slot: u64,
+        at: u32,
+        entry: ScannedEntry,
+        parent: &mut SortedLookup<'_>,
+    ) -> Result<bool, Closed> {
         if self.shared.stopped() {
             return Err(Closed);
         }
-        let Listed { name, path, meta } = entry;
-        let meta = match meta.map_or_else(|| fs::symlink_metadata(path), Ok) {
+        let ScannedEntry { name, path, meta, link } = entry;
+        let path = path.as_path();
+        let meta = match meta {
             Ok(meta) => meta,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false), // vanished since listing
             Err(e) => {
@@ -250,7 +306,7 @@ impl<'a, 'r> Walker<'a, 'r> {
             }));
             node_from(name, &meta, NodeKind::Dir { tree: PENDING })
         } else if ft.is_symlink() {
-            match fs::read_link(path) {
+            match link.unwrap_or_else(|| fs::read_link(path)) {
                 Ok(target) => {
                     node_from(name, &meta, NodeKind::Symlink { target: target.as_os_str().as_bytes().to_vec() })
                 }
@@ -282,7 +338,7 @@ impl<'a, 'r> Walker<'a, 'r> {
         if let Some(previous) = subdir {
             let child_slot = self.next_slot();
             self.depth += 1;
-            let walked = self.walk_dir(path, child_slot, Some(key), previous);
+            let walked = self.walk_dir(stream, path, child_slot, Some(key), previous);
             self.depth -= 1;
             if let Err(e) = walked {
                 self.shared.record_error(format!("{}: {e}", path.display()));
@@ -294,11 +350,4 @@ impl<'a, 'r> Walker<'a, 'r> {
         }
         Ok(true)
     }
-}
-
-/// A name found in a folder: its path, and its metadata when already known.
-struct Listed<'p> {
-    name: Vec<u8>,
-    path: &'p Path,
-    meta: Option<Metadata>,
 }
