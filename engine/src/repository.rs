@@ -217,6 +217,22 @@ impl Access for Repository {
     }
 
     fn open_session(&self, progress: Arc<crate::backup::Progress>) -> Result<Box<dyn BlobSession>> {
+        self.start_session(progress, crate::session::SEALED_QUEUE_DIRECT)
+    }
+}
+
+impl Repository {
+    /// Opens a backup session for a client of the repository server: like [`Access::open_session`], with
+    /// the shorter queue of sealed blobs that keeps each connection within its memory budget.
+    pub fn open_served_session(&self, progress: Arc<crate::backup::Progress>) -> Result<Box<dyn BlobSession>> {
+        self.start_session(progress, crate::session::SEALED_QUEUE_SERVED)
+    }
+
+    fn start_session(
+        &self,
+        progress: Arc<crate::backup::Progress>,
+        sealed_queue: usize,
+    ) -> Result<Box<dyn BlobSession>> {
         // The marker goes first and the index is loaded after it: maintenance relies on that order.
         let marker = crate::marker::Session::start(self)?;
         self.reload_index()?;
@@ -228,11 +244,10 @@ impl Access for Repository {
             self.format.pack_size as usize,
             progress,
             marker,
+            sealed_queue,
         )))
     }
-}
 
-impl Repository {
     /// A blob's plaintext from its decrypted payload, checked against its id.
     fn plaintext(
         &self,

@@ -286,7 +286,7 @@ impl crate::storage::Storage for SlowPacks {
 #[test]
 fn stage_times_separate_encryption_from_waiting_for_storage() {
     let src = tempfile::tempdir().unwrap();
-    let mut noise = vec![0u8; 24 << 20];
+    let mut noise = vec![0u8; 48 << 20];
     blake3::Hasher::new().update(b"stage times").finalize_xof().fill(&mut noise);
     std::fs::write(src.path().join("noise.bin"), &noise).unwrap();
     let options = CreateOptions { pack_size: 1 << 20, ..CreateOptions::default() };
@@ -295,11 +295,11 @@ fn stage_times_separate_encryption_from_waiting_for_storage() {
     let outcome =
         run_backup(&repo, BackupOptions::new(src.path().to_path_buf(), source), Arc::new(Progress::default())).unwrap();
     let stages = outcome.stages;
-    // 24 packs of 1 MiB at 40 ms each, two uploaders: about half a second of storing, while the workers
-    // could fill the queues before it in milliseconds.
+    // 48 packs of 1 MiB at 40 ms each, two uploaders: about a second of storing, while the workers could
+    // fill the queues before it (32 sealed blobs, about 16 MiB, and 4 packs) in milliseconds.
     assert!(stages.worker_blocked_seconds > 0.05, "{stages:?}");
     assert!(stages.encrypt_seconds > 0.0 && stages.hash_seconds > 0.0, "{stages:?}");
-    // Sealing 24 MiB takes milliseconds; the waiting is not in it.
+    // Sealing 48 MiB takes milliseconds; the waiting is not in it.
     assert!(stages.encrypt_seconds < stages.worker_blocked_seconds, "{stages:?}");
 }
 

@@ -290,7 +290,7 @@ impl Conn {
         if let Some(s) = slot.as_ref() {
             return Ok(s.clone());
         }
-        let session = Arc::new(self.ctx.repo.open_session(Arc::new(Progress::default())).map_err(engine_err)?);
+        let session = Arc::new(self.ctx.repo.open_served_session(Arc::new(Progress::default())).map_err(engine_err)?);
         *slot = Some(session.clone());
         Ok(session)
     }
