@@ -21,8 +21,9 @@ pub struct GlobalArgs {
     /// Read the repository password from this file (else $CAIRN_PASSWORD, stored credentials, or a prompt)
     #[arg(long, global = true)]
     pub password_file: Option<PathBuf>,
-    /// Log level for diagnostics on stderr (error, warn, info, debug, trace)
-    #[arg(long, global = true, default_value = "warn")]
+    /// Log level for diagnostics on stderr (off, error, warn, info, debug, trace)
+    #[arg(long, global = true, default_value = "warn",
+          value_parser = ["off", "error", "warn", "info", "debug", "trace"])]
     pub log_level: String,
 }
 

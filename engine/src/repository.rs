@@ -217,7 +217,7 @@ impl Access for Repository {
     }
 
     fn open_session(&self, progress: Arc<crate::backup::Progress>) -> Result<Box<dyn BlobSession>> {
-        self.start_session(progress, crate::session::SEALED_QUEUE_DIRECT)
+        self.start_session(progress, crate::session::direct_queue(self.format.chunker.max as usize))
     }
 }
 

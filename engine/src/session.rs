@@ -39,11 +39,18 @@ pub const PACKS_PER_INDEX: usize = 8;
 /// blocked handing blobs over, and the two cores were not kept busy; with 32, 0.5 s. In two sets of 6
 /// interleaved runs the backup took 2.53 and 2.64 s against 2.83 and 3.02 s (medians; CPU 4.7 and 4.9 s
 /// against 5.0 and 5.3 s), peak RSS 80-82 MiB against 78-79. 16 measured no better than 8, 64 no better
-/// than 32. At most 32 chunks wait (64 MiB with the largest).
-pub const SEALED_QUEUE_DIRECT: usize = 32;
+/// than 32. Sized in bytes: 32 of the default chunker's largest chunks (2 MiB), fewer (down to
+/// [`SEALED_QUEUE_SERVED`]) for a repository created with larger chunks. See [`direct_queue`].
+pub const SEALED_BYTES_DIRECT: usize = 64 << 20;
 /// Sealed blobs waiting for the packer in a session of a repository server's client: fewer, since each
 /// connection's memory has a fixed budget (`benches/server_memory.sh`).
 pub const SEALED_QUEUE_SERVED: usize = 8;
+
+/// Sealed blobs that may wait for the packer in a backup run directly, for chunks of at most `max_chunk`
+/// bytes: [`SEALED_BYTES_DIRECT`] worth of the largest, between 8 and 32 blobs.
+pub fn direct_queue(max_chunk: usize) -> usize {
+    (SEALED_BYTES_DIRECT / max_chunk.max(1)).clamp(SEALED_QUEUE_SERVED, 32)
+}
 
 type PackList = Vec<(BlobClass, PackId, Vec<PackEntry>)>;
 
@@ -134,7 +141,7 @@ impl LocalSession {
             failure: Mutex::new(None),
         });
         let (sealed_tx, sealed_rx) = bounded::<SealedContent>(sealed_queue.max(1));
-        let (pack_tx, pack_rx) = bounded::<ClosedPack>(4);
+        let (pack_tx, pack_rx) = bounded::<ClosedPack>(2);
         let mut threads = Vec::new();
         for i in 0..2 {
             let (shared, rx) = (shared.clone(), pack_rx.clone());
@@ -345,5 +352,19 @@ fn run_uploader(shared: &Shared, input: Receiver<ClosedPack>) {
                 shared.fail(e);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_direct_queue_holds_64_mib_of_the_largest_chunks_and_8_to_32_of_them() {
+        assert_eq!(direct_queue(2 << 20), 32, "the default chunker");
+        assert_eq!(direct_queue(4 << 20), 16);
+        assert_eq!(direct_queue(16 << 20), SEALED_QUEUE_SERVED, "never fewer than a server session's");
+        assert_eq!(direct_queue(64 << 10), 32, "never more than 32");
+        assert_eq!(direct_queue(0), 32);
     }
 }

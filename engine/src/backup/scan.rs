@@ -7,8 +7,8 @@
 //! The scan visits folders depth-first in exactly the order the walk records them, and descends into an
 //! entry exactly when the walk does: when its metadata was read and says folder. What it sends is a flat
 //! stream: a folder's [`Scanned::Listed`], its entries (each folder entry followed by that folder's own
-//! stream), then [`Scanned::End`]. At most [`BATCHES_AHEAD`] batches of [`BATCH`] steps are in flight,
-//! whatever the source's size.
+//! stream), then [`Scanned::End`]. At most [`BATCHES_AHEAD`] batches of [`BATCH`] steps are queued (two
+//! more are being filled and read), whatever the source's size.
 
 use std::fs::{self, Metadata};
 use std::io;
@@ -47,8 +47,13 @@ pub(crate) struct ScannedEntry {
 
 /// Steps sent at once: one channel handoff per entry costs more than the entry.
 const BATCH: usize = 128;
-/// Batches the scan may be ahead of the walk: at most 4,096 entries in flight, about a megabyte.
+/// Batches queued between the scan and the walk. With the one being filled and the one being read, at most
+/// 34 batches (4,352 steps) are in flight: about a megabyte, plus the names and paths they hold.
 const BATCHES_AHEAD: usize = 32;
+/// Stack of the scan thread. The scan recurses once per folder level (1,900 levels overflow 1 MiB in a
+/// release build, more in a debug one), and a path's 4,096 bytes allow about 2,000 levels of one-letter
+/// folders: a thread's default 2 MiB leaves no margin. Only the pages a tree's depth touches are used.
+pub(crate) const STACK_BYTES: usize = 16 << 20;
 
 /// The walk stopped reading (it finished, failed or the backup stopped).
 struct Stopped;
@@ -254,6 +259,41 @@ mod tests {
             drop(rx);
             scan.join().unwrap();
         });
+    }
+
+    #[test]
+    fn a_tree_as_deep_as_paths_allow_is_scanned_on_the_scan_stack() {
+        // 1,900 levels of one-letter folders: a path of about 3,800 bytes at the bottom, close to 4,096.
+        let dir = tempfile::tempdir().unwrap();
+        let levels = 1_900;
+        let mut deepest = dir.path().to_path_buf();
+        for _ in 0..levels {
+            deepest.push("a");
+        }
+        fs::create_dir_all(&deepest).unwrap();
+        fs::write(deepest.join("f"), b"bottom").unwrap();
+        let (tx, rx) = channel();
+        let root = dir.path().to_path_buf();
+        let scan = std::thread::Builder::new()
+            .stack_size(STACK_BYTES)
+            .spawn(move || run(&root, 1_000, &|| false, tx))
+            .unwrap();
+        let mut stream = ScanStream::new(rx);
+        let (mut listed, mut ends, mut files) = (0, 0, 0);
+        while let Some(step) = stream.next_step() {
+            match step {
+                Scanned::Listed(r) => {
+                    r.unwrap();
+                    listed += 1;
+                }
+                Scanned::End => ends += 1,
+                Scanned::Entry(e) if e.meta.as_ref().is_ok_and(Metadata::is_file) => files += 1,
+                Scanned::Entry(e) => assert!(e.meta.unwrap().is_dir()),
+                Scanned::Truncated(e) => panic!("{e}"),
+            }
+        }
+        scan.join().unwrap();
+        assert_eq!((listed, ends, files), (levels + 1, levels + 1, 1));
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub(crate) struct Walker<'a, 'r> {
     /// Folders the walk is inside of, below the root.
     depth: usize,
     next_slot: u64,
+    /// The pipeline closed under the walk (a stage it sends to is gone): every folder being walked stops,
+    /// even when the backup is not marked stopped, so none reads on into steps of the scan meant for another.
+    closed: bool,
     /// Events not sent yet: they go to the assembler in batches of [`EVENT_BATCH`], and always before the
     /// walker may block (on the window or on the readers' queue), so nothing it waits for can depend on an
     /// event it still holds.
@@ -80,7 +83,17 @@ impl<'a, 'r> Walker<'a, 'r> {
         window: Arc<Window>,
         names_in_memory: usize,
     ) -> Self {
-        Self { shared, files, events, window, names_in_memory, depth: 0, next_slot: 0, batch: Vec::new() }
+        Self {
+            shared,
+            files,
+            events,
+            window,
+            names_in_memory,
+            depth: 0,
+            next_slot: 0,
+            closed: false,
+            batch: Vec::new(),
+        }
     }
 
     /// Queues an event for the assembler, sending the batch when it is full.
@@ -114,6 +127,7 @@ impl<'a, 'r> Walker<'a, 'r> {
             let (steps, rx) = scan::channel();
             let scanner = std::thread::Builder::new()
                 .name("cairn-scan".into())
+                .stack_size(scan::STACK_BYTES)
                 .spawn_scoped(scope, move || scan::run(root, names_in_memory, &|| shared.stopped(), steps));
             if let Err(e) = scanner {
                 shared.fail(Error::local(root, e));
@@ -206,6 +220,7 @@ impl<'a, 'r> Walker<'a, 'r> {
         }
         let mut parent = self.parent_lookup(parent_tree.as_ref());
         if self.emit(Event::DirOpened { slot, parent: link }).is_err() {
+            self.closed = true;
             return Ok(());
         }
         let mut at: u32 = 0;
@@ -233,7 +248,8 @@ impl<'a, 'r> Walker<'a, 'r> {
                     path.display(),
                     u32::MAX
                 ));
-                // This entry's own folder, if it is one, and the rest of this folder.
+                // This entry's own folder, if it is one, and the rest of this folder. (Never in practice; the
+                // scan still reads what is skipped, and the walk drops it.)
                 if !stream.skip_folder() {
                     self.scan_lost();
                     return Ok(());
@@ -243,7 +259,10 @@ impl<'a, 'r> Walker<'a, 'r> {
             match self.visit(stream, slot, at, entry, &mut parent) {
                 Ok(true) => at += 1,
                 Ok(false) => {}
-                Err(Closed) => return Ok(()),
+                Err(Closed) => {
+                    self.closed = true;
+                    return Ok(());
+                }
             }
         }
         let _ = self.emit(Event::DirListed { slot });
@@ -344,7 +363,7 @@ impl<'a, 'r> Walker<'a, 'r> {
                 self.shared.record_error(format!("{}: {e}", path.display()));
                 self.emit(Event::EntryFailed { key })?;
             }
-            if self.shared.stopped() {
+            if self.closed || self.shared.stopped() {
                 return Err(Closed);
             }
         }

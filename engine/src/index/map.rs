@@ -67,7 +67,7 @@ pub struct Index {
     /// length at the end; empty for a small index (searched whole). Ids are uniformly random hashes, so a
     /// run holds two to four entries: a lookup binary-searches those, not the whole index, whose search
     /// missed the cache at nearly every step (`find_sorted` was 9 % of an unchanged re-backup's walk).
-    /// About one byte per entry.
+    /// One to two bytes per entry.
     directory: Vec<u32>,
     directory_bits: u32,
     /// Per pack ordinal: retired by maintenance (readable, but never used for deduplication).
@@ -303,6 +303,23 @@ mod tests {
             let mut absent = *ids.iter().next().unwrap();
             absent.0[31] ^= 0x80;
             proptest::prop_assert_eq!(index.contains(&absent), ids.contains(&absent));
+        }
+    }
+
+    #[test]
+    fn sizes_around_the_smallest_directory() {
+        for n in [0, 1, SMALLEST_DIRECTORY - 1, SMALLEST_DIRECTORY, SMALLEST_DIRECTORY + 1, 4 * SMALLEST_DIRECTORY] {
+            let pack = PackId::random();
+            let ids: Vec<ContentId> =
+                (0..n as u64).map(|i| ContentId(*blake3::hash(&i.to_le_bytes()).as_bytes())).collect();
+            let index = Index::from_records(ids.iter().map(|id| IndexRecord {
+                class: BlobClass::Data,
+                pack,
+                entry: PackEntry { id: *id, offset: 1, stored_len: 1, raw_len: 1, compression: Compression::None },
+            }));
+            assert_eq!(index.directory.is_empty(), n < SMALLEST_DIRECTORY, "{n} entries");
+            assert!(ids.iter().all(|id| index.contains(id)), "{n} entries");
+            assert!(!index.contains(&ContentId([0xff; 32])) && !index.contains(&ContentId([0; 32])), "{n} entries");
         }
     }
 
