@@ -95,9 +95,9 @@ fn create(ctx: &Context, args: SnapshotCreateArgs) -> Result<()> {
             if args.stats {
                 let st = &outcome.stages;
                 eprintln!(
-                    "  stages (busy seconds): read {:.2} chunk {:.2} hash {:.2} compress {:.2} encrypt {:.2} pack {:.2} upload {:.2} trees {:.2}; waits: readers {:.2} workers idle {:.2} claims {:.2} blocked {:.2} uploaders idle {:.2}; busiest: {}; buffer limit {}",
-                    st.read_seconds, st.chunk_seconds, st.hash_seconds, st.compress_seconds, st.encrypt_seconds,
-                    st.pack_seconds, st.upload_seconds, st.trees_seconds, st.reader_wait_seconds,
+                    "  stages (busy seconds): scan {:.2} read {:.2} chunk {:.2} hash {:.2} compress {:.2} encrypt {:.2} pack {:.2} upload {:.2} trees {:.2}; waits: scan blocked {:.2} readers {:.2} workers idle {:.2} claims {:.2} blocked {:.2} uploaders idle {:.2}; busiest: {}; buffer limit {}",
+                    st.scan_seconds, st.read_seconds, st.chunk_seconds, st.hash_seconds, st.compress_seconds, st.encrypt_seconds,
+                    st.pack_seconds, st.upload_seconds, st.trees_seconds, st.scan_blocked_seconds, st.reader_wait_seconds,
                     st.worker_idle_seconds, st.claim_wait_seconds, st.worker_blocked_seconds, st.upload_idle_seconds, st.busiest_stage,
                     output::bytes(budget as u64)
                 );

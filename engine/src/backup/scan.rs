@@ -14,10 +14,13 @@ use std::fs::{self, Metadata};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
 use super::names;
+use super::stats::StageTimes;
 
 /// One step of the scan. Nearly every step is an entry, so entries are not boxed (a box would cost an
 /// allocation per entry to save space only in the rare other steps).
@@ -64,18 +67,31 @@ pub(crate) fn channel() -> (Sender<Vec<Scanned>>, Receiver<Vec<Scanned>>) {
 }
 
 /// Scans the folder `root` and everything below it into `out`; returns when done, when the walk stops
-/// reading, or once `stopped` says the backup stopped.
-pub(crate) fn run(root: &Path, names_in_memory: usize, stopped: &dyn Fn() -> bool, out: Sender<Vec<Scanned>>) {
-    let mut scanner = Scanner { stopped, out, names_in_memory, batch: Vec::with_capacity(BATCH) };
+/// reading, or once `stopped` says the backup stopped. Adds its busy and blocked time to `stages`.
+pub(crate) fn run(
+    root: &Path,
+    names_in_memory: usize,
+    stopped: &dyn Fn() -> bool,
+    stages: &StageTimes,
+    out: Sender<Vec<Scanned>>,
+) {
+    let start = Instant::now();
+    let mut scanner =
+        Scanner { stopped, out, names_in_memory, blocked: Duration::ZERO, batch: Vec::with_capacity(BATCH) };
     if scanner.folder(root).is_ok() {
         let _ = scanner.flush();
     }
+    let busy = start.elapsed().saturating_sub(scanner.blocked);
+    stages.scan.fetch_add(busy.as_nanos() as u64, Relaxed);
+    stages.scan_blocked.fetch_add(scanner.blocked.as_nanos() as u64, Relaxed);
 }
 
 struct Scanner<'a> {
     stopped: &'a dyn Fn() -> bool,
     out: Sender<Vec<Scanned>>,
     names_in_memory: usize,
+    /// Time spent waiting for room in the channel.
+    blocked: Duration,
     batch: Vec<Scanned>,
 }
 
@@ -93,7 +109,10 @@ impl Scanner<'_> {
             return Ok(());
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
-        self.out.send(batch).map_err(|_| Stopped)
+        let start = Instant::now();
+        let sent = self.out.send(batch);
+        self.blocked += start.elapsed();
+        sent.map_err(|_| Stopped)
     }
 
     /// Lists `path` (entirely, before any entry is sent) and sends its entries in name order, descending
@@ -184,7 +203,7 @@ mod tests {
         let seen = std::sync::atomic::AtomicUsize::new(0);
         let stopped = || stop_after.is_some_and(|n| seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= n);
         std::thread::scope(|scope| {
-            scope.spawn(|| run(root, names_in_memory, &stopped, tx));
+            scope.spawn(|| run(root, names_in_memory, &stopped, &StageTimes::default(), tx));
             let mut stream = ScanStream::new(rx);
             let mut text = Vec::new();
             while let Some(step) = stream.next_step() {
@@ -254,7 +273,7 @@ mod tests {
         // More steps than the channel holds, and a walk that reads one batch and leaves: the scan returns.
         let (tx, rx) = channel();
         std::thread::scope(|scope| {
-            let scan = scope.spawn(|| run(many.path(), 100_000, &|| false, tx));
+            let scan = scope.spawn(|| run(many.path(), 100_000, &|| false, &StageTimes::default(), tx));
             assert_eq!(rx.recv().unwrap().len(), BATCH);
             drop(rx);
             scan.join().unwrap();
@@ -276,7 +295,7 @@ mod tests {
         let root = dir.path().to_path_buf();
         let scan = std::thread::Builder::new()
             .stack_size(STACK_BYTES)
-            .spawn(move || run(&root, 1_000, &|| false, tx))
+            .spawn(move || run(&root, 1_000, &|| false, &StageTimes::default(), tx))
             .unwrap();
         let mut stream = ScanStream::new(rx);
         let (mut listed, mut ends, mut files) = (0, 0, 0);
@@ -300,7 +319,7 @@ mod tests {
     fn skipping_a_folder_skips_its_sub_folders_through_its_end() {
         let dir = tree();
         let (tx, rx) = channel();
-        run(dir.path(), 1_000, &|| false, tx);
+        run(dir.path(), 1_000, &|| false, &StageTimes::default(), tx);
         let mut stream = ScanStream::new(rx);
         assert!(matches!(stream.next_step(), Some(Scanned::Listed(Ok(())))));
         assert!(matches!(stream.next_step(), Some(Scanned::Entry(e)) if e.name == b"a"));

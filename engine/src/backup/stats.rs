@@ -32,6 +32,8 @@ pub struct Progress {
 #[derive(Default, Debug)]
 pub struct StageTimes {
     pub walk: AtomicU64,
+    /// The scan listing folders and reading metadata, without its waits for the walk.
+    pub scan: AtomicU64,
     pub read: AtomicU64,
     pub chunk: AtomicU64,
     pub hash: AtomicU64,
@@ -40,6 +42,8 @@ pub struct StageTimes {
     pub pack: AtomicU64,
     pub upload: AtomicU64,
     pub trees: AtomicU64,
+    /// The scan waiting for the walk to take what it listed (the walk or what it feeds is slower).
+    pub scan_blocked: AtomicU64,
     /// Readers waiting for buffer budget or for room in the chunk queue.
     pub reader_wait: AtomicU64,
     /// Workers waiting for chunks.
@@ -67,6 +71,7 @@ impl StageTimes {
     pub fn report(&self, wall: Duration) -> StageReport {
         let s = |c: &AtomicU64| c.load(Relaxed) as f64 / 1e9;
         let busy = [
+            ("scan", s(&self.scan)),
             ("read", s(&self.read)),
             ("chunk", s(&self.chunk)),
             ("hash", s(&self.hash)),
@@ -81,14 +86,16 @@ impl StageTimes {
         StageReport {
             wall_seconds: wall.as_secs_f64(),
             walk_seconds: s(&self.walk),
-            read_seconds: busy[0].1,
-            chunk_seconds: busy[1].1,
-            hash_seconds: busy[2].1,
-            compress_seconds: busy[3].1,
-            encrypt_seconds: busy[4].1,
-            pack_seconds: busy[5].1,
-            upload_seconds: busy[6].1,
-            trees_seconds: busy[7].1,
+            scan_seconds: busy[0].1,
+            read_seconds: busy[1].1,
+            chunk_seconds: busy[2].1,
+            hash_seconds: busy[3].1,
+            compress_seconds: busy[4].1,
+            encrypt_seconds: busy[5].1,
+            pack_seconds: busy[6].1,
+            upload_seconds: busy[7].1,
+            trees_seconds: busy[8].1,
+            scan_blocked_seconds: s(&self.scan_blocked),
             reader_wait_seconds: s(&self.reader_wait),
             worker_idle_seconds: s(&self.worker_idle),
             claim_wait_seconds: s(&self.claim_wait),
@@ -105,6 +112,7 @@ impl StageTimes {
 pub struct StageReport {
     pub wall_seconds: f64,
     pub walk_seconds: f64,
+    pub scan_seconds: f64,
     pub read_seconds: f64,
     pub chunk_seconds: f64,
     pub hash_seconds: f64,
@@ -113,6 +121,7 @@ pub struct StageReport {
     pub pack_seconds: f64,
     pub upload_seconds: f64,
     pub trees_seconds: f64,
+    pub scan_blocked_seconds: f64,
     pub reader_wait_seconds: f64,
     pub worker_idle_seconds: f64,
     pub claim_wait_seconds: f64,

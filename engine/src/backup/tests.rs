@@ -299,6 +299,8 @@ fn stage_times_separate_encryption_from_waiting_for_storage() {
     // fill the queues before it (32 sealed blobs, about 16 MiB, and 4 packs) in milliseconds.
     assert!(stages.worker_blocked_seconds > 0.05, "{stages:?}");
     assert!(stages.encrypt_seconds > 0.0 && stages.hash_seconds > 0.0, "{stages:?}");
+    // The scan listed the source folder on its own thread, and says so.
+    assert!(stages.scan_seconds > 0.0 && stages.scan_seconds <= stages.wall_seconds, "{stages:?}");
     // Sealing 48 MiB takes milliseconds; the waiting is not in it.
     assert!(stages.encrypt_seconds < stages.worker_blocked_seconds, "{stages:?}");
 }

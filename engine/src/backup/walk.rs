@@ -128,7 +128,9 @@ impl<'a, 'r> Walker<'a, 'r> {
             let scanner = std::thread::Builder::new()
                 .name("cairn-scan".into())
                 .stack_size(scan::STACK_BYTES)
-                .spawn_scoped(scope, move || scan::run(root, names_in_memory, &|| shared.stopped(), steps));
+                .spawn_scoped(scope, move || {
+                    scan::run(root, names_in_memory, &|| shared.stopped(), &shared.progress.stages, steps)
+                });
             if let Err(e) = scanner {
                 shared.fail(Error::local(root, e));
             }
