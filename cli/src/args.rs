@@ -85,11 +85,13 @@ pub enum PolicyCommand {
     /// Show the policy of a folder
     Show {
         path: PathBuf,
+        /// Print the result as JSON on stdout, for scripts
         #[arg(long)]
         json: bool,
     },
     /// List every policy
     List {
+        /// Print the result as JSON on stdout, for scripts
         #[arg(long)]
         json: bool,
     },
@@ -109,6 +111,7 @@ pub struct PolicySetArgs {
     pub manual: bool,
     #[command(flatten)]
     pub keep: KeepArgs,
+    /// Print the result as JSON on stdout, for scripts
     #[arg(long)]
     pub json: bool,
 }
@@ -136,6 +139,7 @@ pub struct MaintenanceRunArgs {
     /// Safety margin in seconds instead of the default hour (at least 20)
     #[arg(long, hide = true)]
     pub safety_margin: Option<u64>,
+    /// Print the result as JSON on stdout, for scripts
     #[arg(long)]
     pub json: bool,
 }
@@ -150,6 +154,7 @@ pub struct IndexArgs {
 pub enum IndexCommand {
     /// Rebuild the index from the packs' entry tables (after an index blob was lost)
     Rebuild {
+        /// Print the result as JSON on stdout, for scripts
         #[arg(long)]
         json: bool,
     },
@@ -162,6 +167,7 @@ pub struct ExpireArgs {
     /// Show what would be deleted
     #[arg(long)]
     pub dry_run: bool,
+    /// Print the result as JSON on stdout, for scripts
     #[arg(long)]
     pub json: bool,
 }
@@ -263,6 +269,7 @@ pub enum ServerUserCommand {
     },
     /// List users
     List {
+        /// Print the result as JSON on stdout, for scripts
         #[arg(long)]
         json: bool,
     },
@@ -305,6 +312,7 @@ pub struct BenchmarkOptions {
     /// Seconds to measure each option
     #[arg(long, default_value_t = 0.5)]
     pub seconds: f64,
+    /// Print the result as JSON on stdout, for scripts
     #[arg(long)]
     pub json: bool,
 }
@@ -341,6 +349,7 @@ pub enum RepositoryCommand {
     },
     /// Show the connected repository
     Status {
+        /// Print the result as JSON on stdout, for scripts
         #[arg(long)]
         json: bool,
     },
@@ -350,6 +359,7 @@ pub enum RepositoryCommand {
     Check {
         #[arg(long)]
         read_all_data: bool,
+        /// Print the result as JSON on stdout, for scripts
         #[arg(long)]
         json: bool,
     },
@@ -445,6 +455,7 @@ pub enum SnapshotCommand {
         /// Snapshots of every user and host, not just this one
         #[arg(long, short = 'a')]
         all: bool,
+        /// Print the result as JSON on stdout, for scripts
         #[arg(long)]
         json: bool,
     },
@@ -453,6 +464,7 @@ pub enum SnapshotCommand {
         /// Snapshot ids or unique prefixes
         #[arg(required = true)]
         ids: Vec<String>,
+        /// Print the result as JSON on stdout, for scripts
         #[arg(long)]
         json: bool,
     },
@@ -466,6 +478,7 @@ pub enum SnapshotCommand {
         /// Threads reading chunks [default: one per core]
         #[arg(long)]
         parallel: Option<usize>,
+        /// Print the result as JSON on stdout, for scripts
         #[arg(long)]
         json: bool,
     },
@@ -511,6 +524,7 @@ pub struct LsArgs {
     /// List sub-folders recursively
     #[arg(long, short = 'r')]
     pub recursive: bool,
+    /// Print the result as JSON on stdout, for scripts
     #[arg(long)]
     pub json: bool,
 }
@@ -527,6 +541,7 @@ pub struct RestoreArgs {
     /// Files and chunk groups fetched at once [default: twice the cores, at least 8]
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallel: Option<u16>,
+    /// Print the result as JSON on stdout, for scripts
     #[arg(long)]
     pub json: bool,
 }
