@@ -140,10 +140,11 @@ impl Scanner<'_> {
                 Ok(m) if m.file_type().is_symlink() => Some(fs::read_link(&child)),
                 _ => None,
             };
-            let is_folder = meta.as_ref().is_ok_and(Metadata::is_dir);
-            self.send(Scanned::Entry(ScannedEntry { name, path: child.clone(), meta, link }))?;
-            if is_folder {
-                self.folder(&child)?;
+            // The entry takes the path; only a folder, scanned next, needs a copy.
+            let folder = meta.as_ref().is_ok_and(Metadata::is_dir).then(|| child.clone());
+            self.send(Scanned::Entry(ScannedEntry { name, path: child, meta, link }))?;
+            if let Some(folder) = folder {
+                self.folder(&folder)?;
             }
         }
         self.send(Scanned::End)

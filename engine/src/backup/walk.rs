@@ -285,7 +285,6 @@ impl<'a, 'r> Walker<'a, 'r> {
             return Err(Closed);
         }
         let ScannedEntry { name, path, meta, link } = entry;
-        let path = path.as_path();
         let meta = match meta {
             Ok(meta) => meta,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false), // vanished since listing
@@ -327,7 +326,7 @@ impl<'a, 'r> Walker<'a, 'r> {
             }));
             node_from(name, &meta, NodeKind::Dir { tree: PENDING })
         } else if ft.is_symlink() {
-            match link.unwrap_or_else(|| fs::read_link(path)) {
+            match link.unwrap_or_else(|| fs::read_link(&path)) {
                 Ok(target) => {
                     node_from(name, &meta, NodeKind::Symlink { target: target.as_os_str().as_bytes().to_vec() })
                 }
@@ -354,12 +353,12 @@ impl<'a, 'r> Walker<'a, 'r> {
             // A reader's events for this file must find its entry at the assembler, and the readers' queue
             // may block.
             self.flush()?;
-            self.files.send(FileJob { key, path: path.to_path_buf(), size }).map_err(|_| Closed)?;
-        }
-        if let Some(previous) = subdir {
+            // The job takes the path the scan made (a file read is never a folder walked below).
+            self.files.send(FileJob { key, path, size }).map_err(|_| Closed)?;
+        } else if let Some(previous) = subdir {
             let child_slot = self.next_slot();
             self.depth += 1;
-            let walked = self.walk_dir(stream, path, child_slot, Some(key), previous);
+            let walked = self.walk_dir(stream, &path, child_slot, Some(key), previous);
             self.depth -= 1;
             if let Err(e) = walked {
                 self.shared.record_error(format!("{}: {e}", path.display()));
