@@ -1,14 +1,18 @@
 //! The `cairn` binary: parses arguments, runs one command, prints one clear line on failure.
 //!
-//! Exit codes: 0 success; 1 error; 2 invalid arguments; 3 finished with some files not backed up or not
-//! restored (the snapshot is recorded and marked incomplete).
+//! Exit codes: 0 success; 1 error (including output that could not be written); 2 invalid arguments; 3
+//! finished with some files not backed up or not restored (the snapshot is recorded and marked incomplete);
+//! 141 standard output was closed by its reader (as for a process ended by SIGPIPE; nothing else is said).
+
+// First, so that its `outln!` and `errln!` are in scope in every module below.
+#[macro_use]
+mod output;
 
 mod args;
 mod commands;
 mod config;
 mod credentials;
 mod heap;
-mod output;
 mod progress;
 
 use std::process::ExitCode;
@@ -38,11 +42,20 @@ fn main() -> ExitCode {
         .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi).without_time())
         .with(filter)
         .init();
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+    let outcome = run(cli);
+    let unwritten = output::stdout_failure();
+    match outcome {
+        Ok(()) => match unwritten {
+            None => ExitCode::SUCCESS,
+            Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(141),
+            Some(e) => {
+                errln!("ERROR: writing to standard output: {e}");
+                ExitCode::from(1)
+            }
+        },
         Err(e) => {
             let message = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
-            eprintln!("ERROR: {message}");
+            errln!("ERROR: {message}");
             if e.downcast_ref::<Incomplete>().is_some() {
                 ExitCode::from(3)
             } else {

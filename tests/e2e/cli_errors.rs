@@ -145,3 +145,38 @@ fn unreadable_file_is_skipped_and_marks_the_snapshot_incomplete() {
     let listing = unprivileged(&env, &["ls", "latest"]);
     assert_eq!(String::from_utf8_lossy(&listing.stdout).trim(), "readable.txt");
 }
+
+/// Output that cannot be written is an error, never a panic: a full disk behind standard output fails the
+/// command with one line; a reader that went away ends it quietly with SIGPIPE's status; a full disk behind
+/// standard error does not stop a backup.
+#[test]
+fn unwritable_output_is_an_error_not_a_panic() {
+    let env = Env::new();
+    env.create_repo();
+    let src = env.path("src");
+    write(&src.join("a.txt"), b"some bytes to back up");
+    env.snapshot(&src);
+    let full = || fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+
+    for args in [&["snapshot", "list"][..], &["snapshot", "list", "--json"]] {
+        let out = env.cmd().args(args).stdout(full()).output().unwrap();
+        one_error_line(&out, "writing to standard output: No space left on device");
+    }
+
+    let mut child = env
+        .cmd()
+        .args(["snapshot", "list", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away before anything is written
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(141), "stderr: {}", stderr(&out));
+    assert_eq!(stderr(&out), "", "nothing to say when the reader left");
+
+    let out = env.cmd().args(["snapshot", "create", src.to_str().unwrap()]).stderr(full()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let list = env.json(&["snapshot", "list", "--json"]);
+    assert_eq!(list.as_array().unwrap().len(), 2, "the second backup was recorded");
+}

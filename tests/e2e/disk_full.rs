@@ -1,7 +1,9 @@
 //! A backup onto a filesystem that fills up: one clear error, no snapshot, a consistent repository, and
-//! room made again by maintenance. Uses a 24 MiB tmpfs (needs root; skipped with a message otherwise).
+//! room made again by maintenance. A restore onto one: it stops at the first write that does not fit, with
+//! one clear error, instead of trying (and warning about) every remaining file. Uses small tmpfs mounts
+//! (needs root; skipped with a message otherwise).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::support::{stderr, Env};
@@ -16,20 +18,24 @@ impl Drop for Mount {
     }
 }
 
+/// A tmpfs of `mib` MiB mounted at `path`, or `None` (with a message naming `test`) when that is not allowed.
+fn tmpfs(path: &Path, mib: u32, test: &str) -> Option<Mount> {
+    std::fs::create_dir_all(path).unwrap();
+    let size = format!("size={mib}m");
+    match Command::new("mount").args(["-t", "tmpfs", "-o", &size, "tmpfs"]).arg(path).output() {
+        Ok(out) if out.status.success() => Some(Mount(path.to_path_buf())),
+        other => {
+            eprintln!("SKIPPED {test}: cannot mount a tmpfs ({other:?})");
+            None
+        }
+    }
+}
+
 #[test]
 fn disk_full_during_backup_fails_cleanly() {
     let env = Env::new();
     let small = env.path("small");
-    std::fs::create_dir_all(&small).unwrap();
-    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"]).arg(&small).output();
-    match mounted {
-        Ok(out) if out.status.success() => {}
-        other => {
-            eprintln!("SKIPPED disk_full_during_backup_fails_cleanly: cannot mount a tmpfs ({other:?})");
-            return;
-        }
-    }
-    let _mount = Mount(small.clone());
+    let Some(_mount) = tmpfs(&small, 24, "disk_full_during_backup_fails_cleanly") else { return };
     let repo = small.join("repo");
     env.ok(&["repository", "create", "filesystem", "--path", repo.to_str().unwrap(), "--pack-size-mib", "1"]);
     let src = env.path("src");
@@ -53,4 +59,44 @@ fn disk_full_during_backup_fails_cleanly() {
     let restored = env.path("restored");
     env.ok(&["restore", "latest", restored.to_str().unwrap()]);
     assert_same_tree(&src, &restored);
+}
+
+#[test]
+fn restore_onto_a_full_disk_stops_at_the_first_failed_write() {
+    let env = Env::new();
+    let small = env.path("small");
+    let Some(_mount) = tmpfs(&small, 4, "restore_onto_a_full_disk_stops_at_the_first_failed_write") else { return };
+    env.create_repo();
+    let src = env.path("src");
+    for folder in 0..4 {
+        for file in 0..50 {
+            write(&src.join(format!("f{folder}/file{file}.bin")), &noise(folder * 100 + file, 100 << 10));
+        }
+    }
+    env.snapshot(&src);
+    let target = small.join("restored");
+    let out = env.run(&["restore", "latest", target.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "one line, no warning per file: {err}");
+    assert!(err.starts_with("ERROR: restore stopped after "), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    // Stopped early: far fewer than the 200 files were even attempted past the point the disk filled.
+    let files = walk_files(&target);
+    assert!(files < 200, "{files} files restored onto a 4 MiB disk");
+    // The same snapshot restores in full where there is room.
+    let roomy = env.path("roomy");
+    env.ok(&["restore", "latest", roomy.to_str().unwrap()]);
+    assert_same_tree(&src, &roomy);
+}
+
+fn walk_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => walk_files(&e.path()),
+            _ => 1,
+        })
+        .sum()
 }

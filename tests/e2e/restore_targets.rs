@@ -1,12 +1,13 @@
-//! Restoring into folders that are not blank slates: a symlink where a file goes (with `--overwrite`), and a
-//! default ACL that would hand new files other permissions than the snapshot holds.
+//! Restoring into folders that are not blank slates: a symlink where a file goes (with `--overwrite`), a
+//! default ACL that would hand new files other permissions than the snapshot holds, and a thousand folders
+//! where files go (errors listed up to a limit, then counted).
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;
 
-use crate::support::{text, tool_available, Env};
-use crate::tree_gen::assert_same_tree;
+use crate::support::{stderr, text, tool_available, Env};
+use crate::tree_gen::{assert_same_tree, write};
 
 #[test]
 fn overwrite_replaces_a_symlink_instead_of_writing_through_it() {
@@ -62,4 +63,31 @@ fn modes_survive_a_default_acl_on_the_target() {
 
     env.ok(&["restore", text(&snap, "/id"), out.to_str().unwrap()]);
     assert_same_tree(&src, &out);
+}
+
+/// Entries that cannot be restored are listed up to a limit and counted beyond it: a restore over a
+/// thousand folders where its files go finishes with exit status 3, the first 1,000 errors and the count.
+#[test]
+fn errors_beyond_a_thousand_are_counted_not_listed() {
+    let env = Env::new();
+    env.create_repo();
+    let src = env.path("src");
+    let out = env.path("out");
+    for i in 0..1010 {
+        write(&src.join(format!("f{i:04}")), b"");
+        // A folder where the file goes: opening it for writing fails, even with --overwrite.
+        std::fs::create_dir_all(out.join(format!("f{i:04}"))).unwrap();
+    }
+    env.snapshot(&src);
+    let run = env.run(&["restore", "latest", out.to_str().unwrap(), "--overwrite", "--json"]);
+    assert_eq!(run.status.code(), Some(3), "{}", stderr(&run));
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(summary["errorCount"], 1010);
+    assert_eq!(summary["errors"].as_array().unwrap().len(), 1000);
+    assert!(stderr(&run).contains("1010 entries could not be restored"), "{}", stderr(&run));
+    let run = env.run(&["restore", "latest", out.to_str().unwrap(), "--overwrite"]);
+    assert_eq!(run.status.code(), Some(3));
+    let err = stderr(&run);
+    assert_eq!(err.lines().filter(|l| l.starts_with("  error: ")).count(), 1000, "{err}");
+    assert!(err.contains("  ... and 10 more errors"), "{err}");
 }

@@ -31,7 +31,7 @@ pub fn run(command: &BenchmarkCommand) -> Result<()> {
     let budget = Duration::from_secs_f64(opts.seconds);
     let block = opts.block_kib << 10;
     if !opts.json {
-        eprintln!(
+        errln!(
             "Benchmarking {what} on {:.1} MiB of {described}, one thread, {:.1}s per option...",
             data.len() as f64 / 1048576.0,
             opts.seconds
@@ -57,11 +57,11 @@ pub fn run(command: &BenchmarkCommand) -> Result<()> {
     }
     print_table(&results);
     if let Some(best) = results.first() {
-        println!("\nFastest option for this machine is: {}", best.name);
+        outln!("\nFastest option for this machine is: {}", best.name);
     }
     if what == "compression" {
         if let Some(best) = best_ratio_at_speed(&results, 200.0) {
-            println!("Best ratio at 200 MB/s or more per core: {}", best.name);
+            outln!("Best ratio at 200 MB/s or more per core: {}", best.name);
         }
     }
     Ok(())
@@ -99,9 +99,9 @@ fn best_ratio_at_speed(results: &[BenchResult], min_speed: f64) -> Option<&Bench
 }
 
 fn print_table(results: &[BenchResult]) {
-    println!("{:>4}  {:<36} {:>12} {:>8}  note", "rank", "option", "MB/s/core", "ratio");
+    outln!("{:>4}  {:<36} {:>12} {:>8}  note", "rank", "option", "MB/s/core", "ratio");
     for (i, r) in results.iter().enumerate() {
         let ratio = r.ratio.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into());
-        println!("{:>4}  {:<36} {:>12.1} {:>8}  {}", i + 1, r.name, r.mb_per_second, ratio, r.note);
+        outln!("{:>4}  {:<36} {:>12.1} {:>8}  {}", i + 1, r.name, r.mb_per_second, ratio, r.note);
     }
 }

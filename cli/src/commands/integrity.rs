@@ -23,9 +23,9 @@ pub fn verify(ctx: &Context, ids: Vec<String>, files_percent: f64, parallel: Opt
         output::json(&report)?;
     } else {
         for p in &report.problems {
-            eprintln!("ERROR: snapshot {} path {} blob {}: {}", p.snapshot, p.path, p.blob, p.detail);
+            errln!("ERROR: snapshot {} path {} blob {}: {}", p.snapshot, p.path, p.blob, p.detail);
         }
-        eprintln!(
+        errln!(
             "Verified {} snapshots: {} trees, {} files, {} chunks located, {} chunks read ({}); {} problems",
             report.snapshots,
             report.trees,
@@ -50,12 +50,12 @@ pub fn check(ctx: &Context, read_all_data: bool, json: bool) -> Result<()> {
         output::json(&report)?;
     } else {
         for p in &report.problems {
-            eprintln!("ERROR: {}: {}", p.blob, p.detail);
+            errln!("ERROR: {}: {}", p.blob, p.detail);
         }
         for n in &report.notes {
-            eprintln!("note: {n}");
+            errln!("note: {n}");
         }
-        eprintln!(
+        errln!(
             "Checked {} index blobs ({} entries), {} packs ({} not indexed, left by interrupted backups), {} snapshots{}; {} problems",
             report.index_blobs,
             report.index_entries,
@@ -80,11 +80,14 @@ pub fn rebuild(ctx: &Context, json: bool) -> Result<()> {
         output::json(&report)?;
     } else {
         for p in &report.problems {
-            eprintln!("ERROR: {}: {} (left out of the index)", p.blob, p.detail);
+            errln!("ERROR: {}: {} (left out of the index)", p.blob, p.detail);
         }
-        eprintln!(
+        errln!(
             "Rebuilt the index from {} packs ({} entries): {} index blobs written, {} replaced",
-            report.packs, report.entries, report.index_blobs_written, report.index_blobs_deleted
+            report.packs,
+            report.entries,
+            report.index_blobs_written,
+            report.index_blobs_deleted
         );
     }
     if !report.problems.is_empty() {

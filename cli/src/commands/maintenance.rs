@@ -30,9 +30,9 @@ pub fn run(ctx: &Context, args: MaintenanceRunArgs) -> Result<()> {
     if args.json {
         return output::json(&report);
     }
-    eprintln!("Index blobs: {} -> {}", report.index_blobs_before, report.index_blobs_after);
+    errln!("Index blobs: {} -> {}", report.index_blobs_before, report.index_blobs_after);
     if args.full {
-        eprintln!(
+        errln!(
             "Packs: {} retired, {} rewritten ({} blobs copied), {} deleted, {} back in use, {} re-indexed, {} orphans deleted; {} freed; {} live backup sessions",
             report.packs_retired,
             report.packs_rewritten,
@@ -74,7 +74,7 @@ pub fn expire(ctx: &Context, args: ExpireArgs) -> Result<()> {
             (false, true) => "would delete".to_string(),
             (false, false) => "deleted".to_string(),
         };
-        eprintln!("{} {verb}", d.id);
+        errln!("{} {verb}", d.id);
     }
     Ok(())
 }

@@ -20,7 +20,7 @@ pub fn run(ctx: &Context, command: PolicyCommand) -> Result<()> {
             if args.json {
                 return output::json(&serde_json::json!({"source": source, "policy": policy}));
             }
-            eprintln!("Set policy of {source}: {}", describe(&policy));
+            errln!("Set policy of {source}: {}", describe(&policy));
         }
         PolicyCommand::Show { path, json } => {
             let source = source_for(&config, &path)?;
@@ -29,8 +29,8 @@ pub fn run(ctx: &Context, command: PolicyCommand) -> Result<()> {
                 return output::json(&serde_json::json!({"source": source, "policy": policy}));
             }
             match policy {
-                Some(p) => println!("{source}: {}", describe(&p)),
-                None => println!("{source}: no policy (snapshots by hand, all kept)"),
+                Some(p) => outln!("{source}: {}", describe(&p)),
+                None => outln!("{source}: no policy (snapshots by hand, all kept)"),
             }
         }
         PolicyCommand::List { json } => {
@@ -40,7 +40,7 @@ pub fn run(ctx: &Context, command: PolicyCommand) -> Result<()> {
                 return output::json(&rows);
             }
             for (source, policy) in all {
-                println!("{source}: {}", describe(&policy));
+                outln!("{source}: {}", describe(&policy));
             }
         }
         PolicyCommand::Delete { path } => {
@@ -48,7 +48,7 @@ pub fn run(ctx: &Context, command: PolicyCommand) -> Result<()> {
             if !repo.delete_policy(&source)? {
                 bail!("{source} has no policy");
             }
-            eprintln!("Deleted the policy of {source}.");
+            errln!("Deleted the policy of {source}.");
         }
     }
     Ok(())

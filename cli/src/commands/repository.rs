@@ -61,17 +61,17 @@ fn save_connection(ctx: &Context, storage: ConnectionConfig, connect: &ConnectAr
     config.save(&ctx.config_path)?;
     if let ConnectionConfig::S3 { credentials: Some(keys), .. } = &config.storage {
         let path = credentials::persist_s3(&ctx.config_path, keys)?;
-        eprintln!("S3 access key stored in {} (mode 0600).", path.display());
+        errln!("S3 access key stored in {} (mode 0600).", path.display());
     }
     if connect.persist_credentials {
         match credentials::persist(&ctx.config_path, password)? {
-            credentials::Persisted::Keyring => eprintln!("Password stored in the OS keyring."),
+            credentials::Persisted::Keyring => errln!("Password stored in the OS keyring."),
             credentials::Persisted::File(path) => {
-                eprintln!("No OS keyring available; password stored in {} (mode 0600).", path.display())
+                errln!("No OS keyring available; password stored in {} (mode 0600).", path.display())
             }
         }
     }
-    eprintln!("Connected to repository ({}). Config: {}", config.storage.describe(), ctx.config_path.display());
+    errln!("Connected to repository ({}). Config: {}", config.storage.describe(), ctx.config_path.display());
     Ok(())
 }
 
@@ -95,17 +95,14 @@ fn create(ctx: &Context, storage: StorageArgs, connect: ConnectArgs, format: For
     };
     let repo = storage.create(password.as_bytes(), &options)?;
     let f = repo.format();
-    eprintln!("Initializing repository with:");
-    eprintln!("  Repository id:    {}", f.repository_id);
-    eprintln!("  Hash:             {}", f.algorithms.hash);
-    eprintln!("  Encryption:       {}", f.algorithms.encryption);
-    eprintln!(
-        "  Splitter:         {} {}/{}/{} bytes",
-        f.algorithms.chunker, f.chunker.min, f.chunker.avg, f.chunker.max
-    );
-    eprintln!("  Compression:      zstd level {}", f.compression_level);
-    eprintln!("  Pack size:        {}", output::bytes(f.pack_size as u64));
-    eprintln!("  Key derivation:   argon2id, {} KiB, {} passes", f.kdf.memory_kib, f.kdf.iterations);
+    errln!("Initializing repository with:");
+    errln!("  Repository id:    {}", f.repository_id);
+    errln!("  Hash:             {}", f.algorithms.hash);
+    errln!("  Encryption:       {}", f.algorithms.encryption);
+    errln!("  Splitter:         {} {}/{}/{} bytes", f.algorithms.chunker, f.chunker.min, f.chunker.avg, f.chunker.max);
+    errln!("  Compression:      zstd level {}", f.compression_level);
+    errln!("  Pack size:        {}", output::bytes(f.pack_size as u64));
+    errln!("  Key derivation:   argon2id, {} KiB, {} passes", f.kdf.memory_kib, f.kdf.iterations);
     save_connection(ctx, storage, &connect, &password)
 }
 
@@ -115,7 +112,7 @@ fn connect_existing(ctx: &Context, storage: StorageArgs, connect: ConnectArgs) -
     if let ConnectionConfig::Server { url, fingerprint, username } = &storage {
         // Logging in checks the fingerprint, the user and the password now rather than at first use.
         let remote = RemoteRepository::connect(url, fingerprint, username, &password)?;
-        eprintln!("Logged in to {url} as {}{}.", remote.user, if remote.admin { " (admin)" } else { "" });
+        errln!("Logged in to {url} as {}{}.", remote.user, if remote.admin { " (admin)" } else { "" });
         let (user, host) = username.split_once('@').unwrap_or((username, ""));
         let connect = ConnectArgs {
             override_username: Some(user.to_string()),
@@ -142,16 +139,16 @@ fn status(ctx: &Context, json: bool) -> Result<()> {
             value["snapshots"] = snapshots.into();
             return output::json(&value);
         }
-        println!("Config file:         {}", ctx.config_path.display());
-        println!("Server:              {}", config.storage.describe());
-        println!("Repository id:       {}", remote["repositoryId"].as_str().unwrap_or("?"));
-        println!(
+        outln!("Config file:         {}", ctx.config_path.display());
+        outln!("Server:              {}", config.storage.describe());
+        outln!("Repository id:       {}", remote["repositoryId"].as_str().unwrap_or("?"));
+        outln!(
             "Logged in as:        {}{}",
             remote["user"].as_str().unwrap_or("?"),
             if remote["admin"] == true { " (admin)" } else { "" }
         );
-        println!("Compression:         zstd level {}", remote["compressionLevel"]);
-        println!("Snapshots visible:   {snapshots}");
+        outln!("Compression:         zstd level {}", remote["compressionLevel"]);
+        outln!("Snapshots visible:   {snapshots}");
         return Ok(());
     }
     let repo = ctx.open_direct()?;
@@ -177,21 +174,21 @@ fn status(ctx: &Context, json: bool) -> Result<()> {
             "storedBytes": total_bytes,
         }));
     }
-    println!("Config file:         {}", ctx.config_path.display());
-    println!("Storage:             {}", config.storage.describe());
-    println!("Connected as:        {}@{}", config.username(), config.hostname());
-    println!("Repository id:       {}", f.repository_id);
-    println!("Format version:      {}", f.version);
-    println!("Hash:                {}", f.algorithms.hash);
-    println!("Encryption:          {}", f.algorithms.encryption);
-    println!("Splitter:            {} {}/{}/{}", f.algorithms.chunker, f.chunker.min, f.chunker.avg, f.chunker.max);
-    println!("Compression:         zstd level {}", f.compression_level);
-    println!("Pack size:           {}", output::bytes(f.pack_size as u64));
-    println!("Snapshots:           {snapshots}");
-    println!("Data packs:          {} ({})", count('p').0, output::bytes(count('p').1));
-    println!("Metadata packs:      {} ({})", count('q').0, output::bytes(count('q').1));
-    println!("Index:               {} blobs, {} entries", count('i').0, index.len());
-    println!("Total stored:        {}", output::bytes(total_bytes));
+    outln!("Config file:         {}", ctx.config_path.display());
+    outln!("Storage:             {}", config.storage.describe());
+    outln!("Connected as:        {}@{}", config.username(), config.hostname());
+    outln!("Repository id:       {}", f.repository_id);
+    outln!("Format version:      {}", f.version);
+    outln!("Hash:                {}", f.algorithms.hash);
+    outln!("Encryption:          {}", f.algorithms.encryption);
+    outln!("Splitter:            {} {}/{}/{}", f.algorithms.chunker, f.chunker.min, f.chunker.avg, f.chunker.max);
+    outln!("Compression:         zstd level {}", f.compression_level);
+    outln!("Pack size:           {}", output::bytes(f.pack_size as u64));
+    outln!("Snapshots:           {snapshots}");
+    outln!("Data packs:          {} ({})", count('p').0, output::bytes(count('p').1));
+    outln!("Metadata packs:      {} ({})", count('q').0, output::bytes(count('q').1));
+    outln!("Index:               {} blobs, {} entries", count('i').0, index.len());
+    outln!("Total stored:        {}", output::bytes(total_bytes));
     Ok(())
 }
 
@@ -199,7 +196,7 @@ fn disconnect(ctx: &Context) -> Result<()> {
     credentials::forget(&ctx.config_path);
     match std::fs::remove_file(&ctx.config_path) {
         Ok(()) => {
-            eprintln!("Disconnected from repository.");
+            errln!("Disconnected from repository.");
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!("not connected to a repository"),

@@ -44,7 +44,18 @@ pub fn run(ctx: &Context, args: RestoreArgs) -> Result<()> {
     let summary =
         restore(repo.as_ref(), resolved.tree, resolved.node.as_ref(), &args.target, &options, &progress, &cancel);
     drop(display);
-    let summary = summary?;
+    let summary = summary.map_err(|e| {
+        // Stopped part-way (a full or read-only target): say what is already there.
+        let files = progress.files.load(std::sync::atomic::Ordering::Relaxed);
+        match files {
+            0 => anyhow!(e),
+            _ => anyhow!(e).context(format!(
+                "restore stopped after {files} files ({}) were written to {}",
+                output::bytes(progress.bytes.load(std::sync::atomic::Ordering::Relaxed)),
+                args.target.display()
+            )),
+        }
+    })?;
     let secs = started.elapsed().as_secs_f64();
     if args.json {
         let mut value = serde_json::to_value(&summary)?;
@@ -53,7 +64,7 @@ pub fn run(ctx: &Context, args: RestoreArgs) -> Result<()> {
         value["durationSeconds"] = secs.into();
         output::json(&value)?;
     } else {
-        eprintln!(
+        errln!(
             "Restored {} files, {} folders and {} symlinks ({}) to {} in {:.1}s ({})",
             summary.files,
             summary.dirs,
@@ -64,26 +75,30 @@ pub fn run(ctx: &Context, args: RestoreArgs) -> Result<()> {
             output::rate(summary.bytes, secs)
         );
         if summary.copied_bytes > 0 {
-            eprintln!(
+            errln!(
                 "  {} of it from chunks that appear more than once, copied from where they were first restored",
                 output::bytes(summary.copied_bytes)
             );
         }
         if summary.fifos + summary.devices > 0 {
-            eprintln!("  recreated {} FIFOs and {} device nodes", summary.fifos, summary.devices);
+            errln!("  recreated {} FIFOs and {} device nodes", summary.fifos, summary.devices);
         }
         if summary.skipped_special > 0 {
-            eprintln!(
+            errln!(
                 "  warning: skipped {} special files (sockets; device nodes unless running as root)",
                 summary.skipped_special
             );
         }
         for e in &summary.errors {
-            eprintln!("  error: {e}");
+            errln!("  error: {e}");
+        }
+        let unlisted = summary.error_count.saturating_sub(summary.errors.len() as u64);
+        if unlisted > 0 {
+            errln!("  ... and {unlisted} more errors");
         }
     }
-    if !summary.errors.is_empty() {
-        return Err(Incomplete(format!("{} entries could not be restored", summary.errors.len())).into());
+    if summary.error_count > 0 {
+        return Err(Incomplete(format!("{} entries could not be restored", summary.error_count)).into());
     }
     Ok(())
 }

@@ -44,7 +44,7 @@ fn create(ctx: &Context, args: SnapshotCreateArgs) -> Result<()> {
         let source = source_for(&config, path)?;
         let parent = if args.force_hash { None } else { repo.latest_snapshot(&source)? };
         if !args.json {
-            eprintln!("Snapshotting {source} ...");
+            errln!("Snapshotting {source} ...");
         }
         let mut options = BackupOptions::new(path.clone(), source.clone());
         options.tags = tags.clone();
@@ -74,8 +74,8 @@ fn create(ctx: &Context, args: SnapshotCreateArgs) -> Result<()> {
             }
             results.push(value);
         } else {
-            eprintln!("Created snapshot with root {} and ID {} in {:.1}s", snap.root, snap.id, secs);
-            eprintln!(
+            errln!("Created snapshot with root {} and ID {} in {:.1}s", snap.root, snap.id, secs);
+            errln!(
                 "  {} files, {} folders, {} ({} read, {} new, {} stored after compression), {} files unchanged",
                 s.files,
                 s.dirs,
@@ -86,7 +86,7 @@ fn create(ctx: &Context, args: SnapshotCreateArgs) -> Result<()> {
                 s.files_unchanged
             );
             let dedup = if s.bytes_read > 0 { 100.0 * (1.0 - s.bytes_new as f64 / s.bytes_read as f64) } else { 100.0 };
-            eprintln!(
+            errln!(
                 "  {:.1}% of the bytes read were already in the repository; {} over {}",
                 dedup,
                 output::rate(s.bytes_read, secs),
@@ -94,7 +94,7 @@ fn create(ctx: &Context, args: SnapshotCreateArgs) -> Result<()> {
             );
             if args.stats {
                 let st = &outcome.stages;
-                eprintln!(
+                errln!(
                     "  stages (busy seconds): scan {:.2} read {:.2} chunk {:.2} hash {:.2} compress {:.2} encrypt {:.2} pack {:.2} upload {:.2} trees {:.2}; waits: scan blocked {:.2} readers {:.2} workers idle {:.2} claims {:.2} blocked {:.2} uploaders idle {:.2}; busiest: {}; buffer limit {}",
                     st.scan_seconds, st.read_seconds, st.chunk_seconds, st.hash_seconds, st.compress_seconds, st.encrypt_seconds,
                     st.pack_seconds, st.upload_seconds, st.trees_seconds, st.scan_blocked_seconds, st.reader_wait_seconds,
@@ -105,7 +105,7 @@ fn create(ctx: &Context, args: SnapshotCreateArgs) -> Result<()> {
         }
         if snap.incomplete {
             for e in &snap.error_messages {
-                eprintln!("  error: {e}");
+                errln!("  error: {e}");
             }
             incomplete.push(format!("{} ({} entries could not be read)", snap.id, s.errors));
         }
@@ -143,10 +143,10 @@ fn list(ctx: &Context, path: Option<std::path::PathBuf>, all: bool, json: bool) 
         by_source.entry(s.source.to_string()).or_default().push(s);
     }
     for (source, snaps) in by_source {
-        println!("{source}");
+        outln!("{source}");
         for s in snaps {
             let tags: Vec<String> = s.tags.iter().map(|(k, v)| format!("{k}:{v}")).collect();
-            println!(
+            outln!(
                 "  {} {} {:>10}  files:{} dirs:{}{}{}",
                 s.start_time.format("%Y-%m-%d %H:%M:%S UTC"),
                 s.id,
@@ -168,7 +168,7 @@ fn delete(ctx: &Context, ids: Vec<String>, json: bool) -> Result<()> {
         let snap = find_snapshot(repo.as_ref(), &config, &id)?;
         repo.delete_snapshot(&snap.id)?;
         if !json {
-            eprintln!("Deleted snapshot {} of {} at {}", snap.id, snap.source, snap.start_time.to_rfc3339());
+            errln!("Deleted snapshot {} of {} at {}", snap.id, snap.source, snap.start_time.to_rfc3339());
         }
         deleted.push(snap.id.to_hex());
     }

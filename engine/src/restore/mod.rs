@@ -67,8 +67,10 @@ pub struct RestoreSummary {
     /// Of `bytes`, those of chunks that appeared more than once and were copied from where this restore had
     /// already written them (checked against their ids) instead of being fetched again.
     pub copied_bytes: u64,
-    /// Entries that could not be restored, as `path: message`.
+    /// Entries that could not be restored, as `path: message`: the first [`MAX_LISTED_ERRORS`].
     pub errors: Vec<String>,
+    /// How many entries could not be restored (`errors` lists at most [`MAX_LISTED_ERRORS`] of them).
+    pub error_count: u64,
     /// FIFOs recreated.
     pub fifos: u64,
     /// Character and block devices recreated (only as root).
@@ -87,6 +89,11 @@ struct Ctx<'a> {
     devices: AtomicU64,
     skipped: AtomicU64,
     errors: Mutex<Vec<String>>,
+    error_count: AtomicU64,
+    /// The first error that stops the whole restore (the target is full or read-only); set once.
+    fatal: Mutex<Option<Error>>,
+    /// Set with `fatal`: every thread stops taking work.
+    halted: AtomicBool,
     /// Running as root: owners are restored and device nodes can be made.
     is_root: bool,
     cancel: &'a AtomicBool,
@@ -94,10 +101,45 @@ struct Ctx<'a> {
     written: copies::Written,
 }
 
+/// Errors a restore lists one by one; beyond them it only counts (a million unwritable entries must not
+/// take a million messages of memory, nor a million warnings).
+pub const MAX_LISTED_ERRORS: usize = 1000;
+
 impl Ctx<'_> {
-    fn error(&self, path: &Path, e: impl std::fmt::Display) {
-        tracing::warn!("{}: {e}", path.display());
-        self.errors.lock().unwrap_or_else(|p| p.into_inner()).push(format!("{}: {e}", path.display()));
+    /// Whether to take no more work: the caller cancelled, or the target cannot take more.
+    fn stopped(&self) -> bool {
+        self.cancel.load(Relaxed) || self.halted.load(Relaxed)
+    }
+
+    /// Records an entry that could not be restored. An error saying the target can take nothing more (full,
+    /// over quota, read-only) stops the whole restore instead: every later entry would fail the same way.
+    fn error(&self, path: &Path, e: Error) {
+        if self.halted.load(Relaxed) {
+            // The consequences of the error that stopped the restore, or threads noticing the stop.
+            return;
+        }
+        if target_cannot_take_more(&e) {
+            self.fatal.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+            self.halted.store(true, Relaxed);
+            return;
+        }
+        let count = self.error_count.fetch_add(1, Relaxed);
+        if count < MAX_LISTED_ERRORS as u64 {
+            tracing::warn!("{}: {e}", path.display());
+            self.errors.lock().unwrap_or_else(|p| p.into_inner()).push(format!("{}: {e}", path.display()));
+        } else if count == MAX_LISTED_ERRORS as u64 {
+            tracing::warn!("more than {MAX_LISTED_ERRORS} entries could not be restored; counting the rest");
+        }
+    }
+}
+
+/// Whether `e` says the restore's target can take nothing more: no space, over quota, or read-only.
+fn target_cannot_take_more(e: &Error) -> bool {
+    match e {
+        Error::LocalIo { source, .. } => {
+            matches!(source.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EROFS))
+        }
+        _ => false,
     }
 }
 
@@ -122,6 +164,9 @@ pub fn restore(
         devices: AtomicU64::new(0),
         skipped: AtomicU64::new(0),
         errors: Mutex::new(Vec::new()),
+        error_count: AtomicU64::new(0),
+        fatal: Mutex::new(None),
+        halted: AtomicBool::new(false),
         // SAFETY: geteuid has no preconditions and cannot fail.
         is_root: unsafe { libc::geteuid() } == 0,
         cancel,
@@ -133,6 +178,9 @@ pub fn restore(
         .build()
         .map_err(|e| Error::InvalidArgument(format!("cannot start restore threads: {e}")))?;
     pool.install(|| restore_into(&ctx, tree, file, target, options))?;
+    if let Some(e) = ctx.fatal.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
     if cancel.load(Relaxed) {
         return Err(Error::Cancelled);
     }
@@ -143,6 +191,7 @@ pub fn restore(
         bytes: progress.bytes.load(Relaxed),
         copied_bytes: progress.copied_bytes.load(Relaxed),
         errors: ctx.errors.into_inner().unwrap_or_else(|p| p.into_inner()),
+        error_count: ctx.error_count.load(Relaxed),
         fifos: ctx.fifos.load(Relaxed),
         devices: ctx.devices.load(Relaxed),
         skipped_special: ctx.skipped.load(Relaxed),
@@ -193,7 +242,7 @@ fn restore_dir(ctx: &Ctx<'_>, tree: &TreeId, record: Option<bytes::Bytes>, path:
     };
     pages.par_bridge().try_for_each(|page| {
         work_items(&page?).par_iter().for_each(|item| {
-            if ctx.cancel.load(Relaxed) {
+            if ctx.stopped() {
                 return;
             }
             match item {
@@ -279,7 +328,7 @@ fn restore_folders(ctx: &Ctx<'_>, batch: &[(&Node, TreeId)], dir: &Path) {
         _ => batch.iter().map(|_| Mutex::new(None)).collect(),
     };
     batch.par_iter().zip(&records).for_each(|((node, tree), record)| {
-        if ctx.cancel.load(Relaxed) {
+        if ctx.stopped() {
             return;
         }
         let record = record.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -308,6 +357,9 @@ fn restore_folder(ctx: &Ctx<'_>, node: &Node, tree: &TreeId, record: Option<byte
 fn restore_small_files(ctx: &Ctx<'_>, batch: &[(&Node, ContentId)], dir: &Path) {
     let mut fetch: Vec<(&Node, ContentId, PathBuf)> = Vec::with_capacity(batch.len());
     for &(node, id) in batch {
+        if ctx.stopped() {
+            return;
+        }
         let path = dir.join(std::ffi::OsStr::from_bytes(&node.name));
         let copied = match ctx.written.find(&id, node.size) {
             Some(place) => copies::read_back(ctx.repo, &place, &id, |data| write_small_file(ctx, node, &path, data)),
@@ -331,11 +383,17 @@ fn restore_small_files(ctx: &Ctx<'_>, batch: &[(&Node, ContentId)], dir: &Path) 
     };
     let Some(contents) = contents else {
         for (node, _, path) in &fetch {
+            if ctx.stopped() {
+                return;
+            }
             restore_entry(ctx, node, path);
         }
         return;
     };
     for ((node, id, path), data) in fetch.into_iter().zip(contents) {
+        if ctx.stopped() {
+            return;
+        }
         match write_small_file(ctx, node, &path, &data) {
             Ok(file) if data.len() as u64 >= copies::MIN_COPIED_CHUNK => {
                 if let Ok(identity) = copies::FileIdentity::of(&file) {
@@ -422,7 +480,7 @@ fn restore_file(ctx: &Ctx<'_>, node: &Node, path: &Path) -> Result<()> {
     // Without it (an fstat that failed), nothing is remembered from this file.
     let identity = copies::FileIdentity::of(file).ok();
     let write = |group: &Group| -> Result<()> {
-        if ctx.cancel.load(Relaxed) {
+        if ctx.stopped() {
             return Err(Error::Cancelled);
         }
         // Chunks this restore already wrote are copied from there; the others are fetched with one read.

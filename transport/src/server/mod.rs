@@ -9,6 +9,7 @@ mod connection;
 mod endpoint;
 
 use std::future::Future;
+use std::io::Write;
 use std::sync::Arc;
 
 use cairn_engine::Repository;
@@ -107,11 +108,13 @@ pub async fn shutdown_signal(shutdown: Shutdown) {
             Err(_) => std::future::pending::<()>().await,
         }
     };
-    tokio::select! {
-        _ = stdin_closed => eprintln!("Standard input closed: shutting down."),
-        _ = tokio::signal::ctrl_c() => eprintln!("Interrupted: shutting down."),
-        _ = terminate => eprintln!("Terminated: shutting down."),
-    }
+    let reason = tokio::select! {
+        _ = stdin_closed => "Standard input closed",
+        _ = tokio::signal::ctrl_c() => "Interrupted",
+        _ = terminate => "Terminated",
+    };
+    // Not `eprintln!`, which panics when standard error is gone too (a launcher that exited closes both).
+    let _ = writeln!(std::io::stderr(), "{reason}: shutting down.");
 }
 
 /// Binds the repository server, reports the bound address through `on_bound`, and serves until shutdown.

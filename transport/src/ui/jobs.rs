@@ -96,6 +96,10 @@ pub fn restore_path(repo: &Repository, req: &RestoreRequest, task: &Task, progre
     for e in &summary.errors {
         task.log(format!("could not restore {e}"));
     }
+    let unlisted = summary.error_count.saturating_sub(summary.errors.len() as u64);
+    if unlisted > 0 {
+        task.log(format!("could not restore {unlisted} more entries"));
+    }
     task.log(format!(
         "restored {} files, {} folders, {} symlinks, {} bytes",
         summary.files, summary.dirs, summary.symlinks, summary.bytes

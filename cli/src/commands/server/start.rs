@@ -87,20 +87,18 @@ pub fn run(ctx: &Context, args: ServerStartArgs) -> Result<()> {
     let identity = identity(&args, listen.ip())?;
     print_identity(&args, &identity);
     if cairn_transport::users::list(&repo)?.is_empty() {
-        eprintln!(
-            "No server users yet: add one with `cairn server user add USER@HOST`; logins are refused until then."
-        );
+        errln!("No server users yet: add one with `cairn server user add USER@HOST`; logins are refused until then.");
     }
     let shutdown = server::Shutdown { on_stdin_close: args.shutdown_on_stdin };
-    server::run(repo, listen, &identity, shutdown, |bound| eprintln!("SERVER ADDRESS: quic://{bound}"))?;
-    eprintln!("Server stopped.");
+    server::run(repo, listen, &identity, shutdown, |bound| errln!("SERVER ADDRESS: quic://{bound}"))?;
+    errln!("Server stopped.");
     Ok(())
 }
 
 fn print_identity(args: &ServerStartArgs, identity: &ServerIdentity) {
-    eprintln!("SERVER CERT SHA256: {}", identity.fingerprint());
+    errln!("SERVER CERT SHA256: {}", identity.fingerprint());
     if args.tls_print_server_cert {
-        eprintln!("SERVER CERTIFICATE: {}", identity.pem_base64());
+        errln!("SERVER CERTIFICATE: {}", identity.pem_base64());
     }
 }
 
@@ -135,20 +133,20 @@ fn run_ui(ctx: &Context, args: &ServerStartArgs, listen: ListenAddress) -> Resul
 
     // The launcher reads these lines: keep their order and form.
     if args.random_password {
-        eprintln!("SERVER PASSWORD: {password}");
+        errln!("SERVER PASSWORD: {password}");
     }
     if let Some(identity) = &identity {
         print_identity(args, identity);
     }
-    eprintln!("SERVER ADDRESS: {}", server.url()?);
+    errln!("SERVER ADDRESS: {}", server.url()?);
     if plain_http {
-        eprintln!("WARNING: --insecure: serving the UI over plain HTTP. Anyone who can see this traffic can read");
-        eprintln!("WARNING: the password and your data. Use it only for debugging, on this machine.");
+        errln!("WARNING: --insecure: serving the UI over plain HTTP. Anyone who can see this traffic can read");
+        errln!("WARNING: the password and your data. Use it only for debugging, on this machine.");
     }
     match server.tcp_addr()? {
         Some(addr) => start_repository_server_alongside(&repo, args, identity.as_ref(), addr)?,
         None if !cairn_transport::users::list(&repo)?.is_empty() => {
-            eprintln!("NOTE: the repository server (QUIC, over UDP) does not run beside a Unix-socket UI server");
+            errln!("NOTE: the repository server (QUIC, over UDP) does not run beside a Unix-socket UI server");
         }
         None => {}
     }
@@ -179,7 +177,7 @@ fn start_repository_server_alongside(
         return Ok(());
     }
     let Some(identity) = identity else {
-        eprintln!("WARNING: the repository server needs TLS; it does not run with --insecure");
+        errln!("WARNING: the repository server needs TLS; it does not run with --insecure");
         return Ok(());
     };
     let endpoint_identity = ServerIdentity::load_pem(identity.cert_pem(), &identity.key_pem())?;
@@ -194,7 +192,7 @@ fn start_repository_server_alongside(
         }
     })?;
     match bound_rx.recv() {
-        Ok(Ok(bound)) => eprintln!("SERVER ADDRESS: quic://{bound}"),
+        Ok(Ok(bound)) => errln!("SERVER ADDRESS: quic://{bound}"),
         Ok(Err(e)) => bail!("starting the repository server: {e}"),
         Err(_) => bail!("the repository server stopped while starting"),
     }

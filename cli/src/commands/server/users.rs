@@ -43,14 +43,14 @@ pub fn run(ctx: &Context, command: ServerUserCommand) -> Result<()> {
             users::validate_name(&name)?;
             let pw = user_password(pw, &name)?;
             let user = users::add(&repo, &name, &pw, admin, isolated)?;
-            eprintln!("Added user {name}{}.", flags(&user));
+            errln!("Added user {name}{}.", flags(&user));
         }
         ServerUserCommand::Set { name, user_password: pw, admin } => {
             if pw.is_none() && admin.is_none() {
                 bail!("nothing to change: pass --user-password and/or --admin true|false");
             }
             users::set(&repo, &name, pw.as_deref(), admin)?;
-            eprintln!("Updated user {name}.");
+            errln!("Updated user {name}.");
         }
         ServerUserCommand::List { json } => {
             let all = users::list(&repo)?;
@@ -64,12 +64,12 @@ pub fn run(ctx: &Context, command: ServerUserCommand) -> Result<()> {
                 return output::json(&rows);
             }
             for u in all {
-                println!("{}{}", u.name, flags(&u));
+                outln!("{}{}", u.name, flags(&u));
             }
         }
         ServerUserCommand::Delete { name } => {
             users::delete(&repo, &name)?;
-            eprintln!("Deleted user {name}.");
+            errln!("Deleted user {name}.");
         }
     }
     Ok(())

@@ -137,15 +137,15 @@ pub fn show(paths: &Paths, config: &Path) -> Result<()> {
     let Some(s) = running(paths)? else {
         bail!("no `cairn ui` is running for {}", config.display());
     };
-    println!("URL: {}", s.url);
-    println!("USER: {}", s.username);
-    println!("PASSWORD: {}", s.password);
+    outln!("URL: {}", s.url);
+    outln!("USER: {}", s.username);
+    outln!("PASSWORD: {}", s.password);
     if let Some(fingerprint) = &s.cert_sha256 {
-        println!("CERT SHA256: {fingerprint}");
+        outln!("CERT SHA256: {fingerprint}");
     }
     if let Some(cert) = &s.cert_file {
-        println!("CERT FILE: {}", cert.display());
-        println!("curl: curl --cacert {} -u {} {}/api/v1/repo/status", cert.display(), s.username, s.url);
+        outln!("CERT FILE: {}", cert.display());
+        outln!("curl: curl --cacert {} -u {} {}/api/v1/repo/status", cert.display(), s.username, s.url);
     }
     Ok(())
 }
