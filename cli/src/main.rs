@@ -54,8 +54,7 @@ fn main() -> ExitCode {
             }
         },
         Err(e) => {
-            let message = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
-            errln!("ERROR: {message}");
+            errln!("ERROR: {}", error_line(&e));
             if e.downcast_ref::<Incomplete>().is_some() {
                 ExitCode::from(3)
             } else {
@@ -63,6 +62,24 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// An error and its causes on one line, each cause once: many errors end their own message with their
+/// source's (`storage put NAME: Read-only file system`), which the chain then names again.
+fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    let mut previous = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !previous.ends_with(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+        previous = text;
+    }
+    line
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -85,5 +102,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Index(a) => match a.command {
             args::IndexCommand::Rebuild { json } => commands::integrity::rebuild(&ctx, json),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_line;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("storage put {name}: {source}")]
+    struct Put {
+        name: &'static str,
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn each_cause_is_named_once() {
+        let io = std::io::Error::other("Read-only file system");
+        let e = anyhow::Error::new(Put { name: "p1", source: io }).context("backing up /src");
+        assert_eq!(error_line(&e), "backing up /src: storage put p1: Read-only file system");
+        // A cause its parent does not repeat is still named.
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_line(&e), "outer: inner");
     }
 }

@@ -14,6 +14,7 @@ mod disk_full;
 mod incremental;
 mod integrity;
 mod launcher;
+mod read_only;
 mod repository_server;
 mod restore_targets;
 mod s3;
