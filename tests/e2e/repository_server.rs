@@ -146,12 +146,35 @@ fn two_users_back_up_concurrently_and_stay_apart() {
     let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(num(&again, "/stats/bytesNew"), 0, "{again}");
     assert_eq!(num(&again, "/stats/bytesRead"), 0, "{again}");
-    // Bob backs up alice-like data: deduplicated against hers by content id, nothing re-sent.
+    // Bob backs up a copy of Alice's data: he must send it (only content a user may read is reported as
+    // present, so a claim tells him nothing about hers, and his snapshot may reference only what he showed
+    // he holds), but the repository keeps one copy.
+    let data_packs = || -> u64 { walk_sizes(&owner.repo().join("p")) };
+    let before = data_packs();
     write(&bob.path("src2/copy.bin"), &std::fs::read(a_src.join("big/large.bin")).unwrap());
     let copy = run_as(&bob, "bob-pw", &["snapshot", "create", bob.path("src2").to_str().unwrap(), "--json"]);
-    let copy: serde_json::Value = serde_json::from_slice(&copy.stdout).unwrap();
-    assert!(num(&copy, "/stats/bytesNew") < 1 << 20, "{copy}");
+    assert!(copy.status.success(), "{}", stderr(&copy));
+    assert!(data_packs() - before < 1 << 20, "the copy is stored once: {} bytes more", data_packs() - before);
+    let restored = bob.path("copy-restored");
+    let out = run_as(&bob, "bob-pw", &["restore", "latest", restored.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(restored.join("copy.bin")).unwrap(), std::fs::read(a_src.join("big/large.bin")).unwrap());
     let _ = b_snap;
+}
+
+/// Bytes of every file below `dir`.
+fn walk_sizes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.file_type() {
+                    Ok(t) if t.is_dir() => walk_sizes(&e.path()),
+                    _ => e.metadata().map(|m| m.len()).unwrap_or(0),
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 #[test]

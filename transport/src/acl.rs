@@ -2,9 +2,16 @@
 //!
 //! - a user `U@H` may create, list, read and delete only snapshots whose source is `U@H:<path>`; an admin
 //!   may do all of it for every snapshot;
-//! - a user may read a tree, chunk list or chunk only if it is reachable from a snapshot the user may read.
-//!   The server learns reachability lazily: listing snapshots makes their roots readable, reading a
-//!   readable tree or chunk list makes what it references readable. The set lives per connection.
+//! - a user may read a tree, chunk list or chunk only if it is reachable from a snapshot the user may read,
+//!   or if this connection uploaded it (the server checked its content against its id, so the client holds
+//!   that content). The server learns reachability lazily: listing snapshots makes their roots reachable,
+//!   reading a reachable tree or chunk list makes what it references reachable. Reading a blob that is
+//!   readable only because it was uploaded teaches nothing: an uploaded tree may name any id.
+//! - so that a user's snapshots only ever reach content the user holds, a tree or chunk list a user uploads
+//!   may reference only ids the connection may read or has been told to send (which it must then send
+//!   before its snapshot is accepted), and a snapshot's root must be readable.
+//!
+//! The sets live per connection.
 
 use std::collections::HashSet;
 
@@ -17,50 +24,104 @@ pub fn owns_source(user: &str, admin: bool, source: &Source) -> bool {
     admin || format!("{}@{}", source.user_name, source.host) == user
 }
 
-/// Blobs a connection may read.
-#[derive(Default)]
-pub struct Readable {
-    ids: HashSet<ContentId>,
-}
-
-impl Readable {
-    pub fn allow(&mut self, id: ContentId) {
-        self.ids.insert(id);
-    }
-
-    pub fn may_read(&self, id: &ContentId) -> bool {
-        self.ids.contains(id)
-    }
-
-    /// After a readable metadata blob was read: everything it references becomes readable.
-    pub fn learn_from(&mut self, plaintext: &[u8]) {
-        if let Ok(record) = TreeRecord::decode(plaintext) {
-            match record {
-                TreeRecord::Pages(pages) => self.ids.extend(pages),
-                TreeRecord::Entries(nodes) => {
-                    for node in nodes {
-                        match node.kind {
-                            NodeKind::Dir { tree } => {
-                                self.ids.insert(tree);
-                            }
-                            NodeKind::File { content: FileContent::Inline(ids) } => self.ids.extend(ids),
-                            NodeKind::File { content: FileContent::List { list, .. } } => {
-                                self.ids.insert(list);
-                            }
-                            _ => {}
-                        }
+/// The ids a tree or chunk list `plaintext` references (none when it is neither).
+pub fn references(plaintext: &[u8]) -> Vec<ContentId> {
+    let mut out = Vec::new();
+    if let Ok(record) = TreeRecord::decode(plaintext) {
+        match record {
+            TreeRecord::Pages(pages) => out.extend(pages),
+            TreeRecord::Entries(nodes) => {
+                for node in nodes {
+                    match node.kind {
+                        NodeKind::Dir { tree } => out.push(tree),
+                        NodeKind::File { content: FileContent::Inline(ids) } => out.extend(ids),
+                        NodeKind::File { content: FileContent::List { list, .. } } => out.push(list),
+                        _ => {}
                     }
                 }
             }
-        } else if let Ok(list) = ChunkList::decode(plaintext) {
-            self.ids.extend(list.ids);
         }
+    } else if let Ok(list) = ChunkList::decode(plaintext) {
+        out.extend(list.ids);
+    }
+    out
+}
+
+/// What a connection may read, and what it still owes.
+#[derive(Default)]
+pub struct Readable {
+    /// Reachable from snapshots the user may read.
+    reachable: HashSet<ContentId>,
+    /// Uploaded on this connection and checked against their ids.
+    uploaded: HashSet<ContentId>,
+    /// Answered "missing" to this connection's claims and not uploaded yet.
+    asked: HashSet<ContentId>,
+    /// Of `asked`, those an uploaded tree or chunk list references: they must arrive before a snapshot.
+    owed: HashSet<ContentId>,
+}
+
+impl Readable {
+    /// Marks a snapshot root (or anything else known to be reachable from the user's snapshots).
+    pub fn reach(&mut self, id: ContentId) {
+        self.reachable.insert(id);
+    }
+
+    pub fn may_read(&self, id: &ContentId) -> bool {
+        self.reachable.contains(id) || self.uploaded.contains(id)
+    }
+
+    /// After the metadata blob `id` was read: when it is reachable, everything it references becomes
+    /// reachable. A blob readable only because this connection uploaded it teaches nothing.
+    pub fn learn_from(&mut self, id: &ContentId, plaintext: &[u8]) {
+        if self.reachable.contains(id) {
+            self.reachable.extend(references(plaintext));
+        }
+    }
+
+    /// The client was told to send `id`.
+    pub fn ask(&mut self, id: ContentId) {
+        if !self.may_read(&id) {
+            self.asked.insert(id);
+        }
+    }
+
+    /// Before an uploaded tree or chunk list is accepted: every id it references must be readable, or asked
+    /// for (then owed until it arrives). Returns the first id that is neither.
+    pub fn check_references(&mut self, references: &[ContentId]) -> Result<(), ContentId> {
+        if let Some(stranger) = references.iter().find(|r| !self.may_read(r) && !self.asked.contains(r)) {
+            return Err(*stranger);
+        }
+        let owed: Vec<ContentId> = references.iter().filter(|r| !self.may_read(r)).copied().collect();
+        self.owed.extend(owed);
+        Ok(())
+    }
+
+    /// `id` was uploaded and checked.
+    pub fn uploaded(&mut self, id: ContentId) {
+        self.asked.remove(&id);
+        self.owed.remove(&id);
+        self.uploaded.insert(id);
+    }
+
+    /// An id an uploaded tree references that has not arrived, if any.
+    pub fn owes(&self) -> Option<ContentId> {
+        self.owed.iter().next().copied()
+    }
+
+    /// After a snapshot was committed: its root, and so (by the checks above) everything it reaches, is the
+    /// user's. Uploads that no snapshot took stay readable as uploads.
+    pub fn committed(&mut self, root: ContentId) {
+        self.reachable.insert(root);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn id(n: u8) -> ContentId {
+        ContentId([n; 32])
+    }
 
     #[test]
     fn ownership() {
@@ -69,5 +130,34 @@ mod tests {
         assert!(!owns_source("bob@laptop", false, &source));
         assert!(!owns_source("alice@desk", false, &source));
         assert!(owns_source("bob@desk", true, &source));
+    }
+
+    #[test]
+    fn an_uploaded_tree_grants_nothing_it_names() {
+        let list = ChunkList { level: 0, ids: vec![id(9)] }.encode();
+        let mut r = Readable::default();
+        r.uploaded(id(1));
+        assert!(r.may_read(&id(1)));
+        r.learn_from(&id(1), &list);
+        assert!(!r.may_read(&id(9)), "reading an uploaded list must not make what it names readable");
+        r.reach(id(2));
+        r.learn_from(&id(2), &list);
+        assert!(r.may_read(&id(9)), "a reachable list's references are reachable");
+    }
+
+    #[test]
+    fn references_must_be_readable_or_asked_for_and_then_sent() {
+        let mut r = Readable::default();
+        assert_eq!(r.check_references(&[id(5)]), Err(id(5)), "an id the client neither holds nor was asked for");
+        r.ask(id(5));
+        r.reach(id(6));
+        assert_eq!(r.check_references(&[id(5), id(6)]), Ok(()));
+        assert_eq!(r.owes(), Some(id(5)));
+        r.uploaded(id(5));
+        assert_eq!(r.owes(), None);
+        // Asking for what the connection may read already owes nothing.
+        r.ask(id(6));
+        assert_eq!(r.check_references(&[id(6)]), Ok(()));
+        assert_eq!(r.owes(), None);
     }
 }

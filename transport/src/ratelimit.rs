@@ -1,5 +1,8 @@
-//! Failed logins per peer address: after [`MAX_FAILURES`] failures within [`WINDOW`], further logins from
-//! that address are refused without checking the password until the window passes.
+//! Logins per peer address: every attempt counts as a failure from the moment it starts, so attempts made
+//! at the same time (on many streams or connections) cannot outrun the count; one that succeeds takes its
+//! own count back. After [`MAX_FAILURES`] within [`WINDOW`], further logins from that address are refused
+//! without checking the password until the window passes. A success does not wipe earlier failures, so a
+//! valid account cannot be used to reset the count between guesses at another.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -8,6 +11,8 @@ use std::time::{Duration, Instant};
 
 pub const MAX_FAILURES: u32 = 5;
 pub const WINDOW: Duration = Duration::from_secs(60);
+/// Addresses remembered at most; beyond it, those whose window has passed are forgotten.
+const MAX_ADDRESSES: usize = 10_000;
 
 #[derive(Default)]
 pub struct LoginLimiter {
@@ -15,34 +20,30 @@ pub struct LoginLimiter {
 }
 
 impl LoginLimiter {
-    /// True when this address may try to log in now.
-    pub fn allowed(&self, peer: IpAddr) -> bool {
+    /// Starts a login attempt from `peer`, counted as a failure until [`succeeded`](Self::succeeded) says
+    /// otherwise; false (and nothing counted) when the address has used up its attempts for now.
+    pub fn begin(&self, peer: IpAddr) -> bool {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        match map.get(&peer) {
-            Some((count, since)) if since.elapsed() < WINDOW => *count < MAX_FAILURES,
-            Some(_) => {
-                map.remove(&peer);
-                true
-            }
-            None => true,
+        if map.len() >= MAX_ADDRESSES {
+            map.retain(|_, (_, since)| since.elapsed() < WINDOW);
         }
-    }
-
-    pub fn failed(&self, peer: IpAddr) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let entry = map.entry(peer).or_insert((0, Instant::now()));
         if entry.1.elapsed() >= WINDOW {
             *entry = (0, Instant::now());
         }
-        entry.0 += 1;
-        // Bound the map: forget the oldest entries if an attacker cycles addresses.
-        if map.len() > 10_000 {
-            map.retain(|_, (_, since)| since.elapsed() < WINDOW);
+        if entry.0 >= MAX_FAILURES {
+            return false;
         }
+        entry.0 += 1;
+        true
     }
 
+    /// The attempt begun from `peer` succeeded: it no longer counts.
     pub fn succeeded(&self, peer: IpAddr) {
-        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&peer);
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = map.get_mut(&peer) {
+            entry.0 = entry.0.saturating_sub(1);
+        }
     }
 }
 
@@ -55,12 +56,23 @@ mod tests {
         let l = LoginLimiter::default();
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         for _ in 0..MAX_FAILURES {
-            assert!(l.allowed(ip));
-            l.failed(ip);
+            assert!(l.begin(ip));
         }
-        assert!(!l.allowed(ip));
-        assert!(l.allowed("127.0.0.2".parse().unwrap()));
+        assert!(!l.begin(ip), "attempts in flight count before their passwords are checked");
+        assert!(l.begin("127.0.0.2".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_success_takes_back_only_its_own_attempt() {
+        let l = LoginLimiter::default();
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        for _ in 0..MAX_FAILURES - 1 {
+            assert!(l.begin(ip));
+        }
+        assert!(l.begin(ip));
         l.succeeded(ip);
-        assert!(l.allowed(ip));
+        // Four failures stand: one more attempt, then none.
+        assert!(l.begin(ip));
+        assert!(!l.begin(ip));
     }
 }

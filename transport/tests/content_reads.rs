@@ -114,3 +114,95 @@ fn admin_reads_isolated_content_and_only_admins_get_tenant_keys() {
         assert!(matches!(e, cairn_engine::Error::Denied(_)), "{user}: {e}");
     }
 }
+
+/// A user who knows the ids of another user's content (but not the content) cannot make the server hand it
+/// over: not by uploading a chunk list that names them and reading through it, not by a snapshot whose root
+/// is the other user's tree, not by claiming them first and never sending them. Holding the same content
+/// still deduplicates: the user sends it once to show it, the repository keeps one copy, and the user
+/// restores it.
+#[test]
+fn forged_references_grant_nothing_and_shared_content_still_deduplicates() {
+    use cairn_engine::access::PreparedBlob;
+    use cairn_engine::compress::Compression;
+    use cairn_engine::crypto::keys::BlobClass;
+    use cairn_engine::tree::ChunkList;
+
+    let repo = Arc::new(Repository::create(Arc::new(MemoryStorage::new()), b"pw", &CreateOptions::default()).unwrap());
+    users::add(&repo, "alice@laptop", "alice-pw", false, false).unwrap();
+    users::add(&repo, "bob@desk", "bob-pw", false, false).unwrap();
+    let served = serve(repo.clone());
+    let key = repo.hashing_key().clone();
+
+    let secret: Vec<u8> = (0..200_000u32).map(|j| (j.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let alice_dir = tempfile::tempdir().unwrap();
+    std::fs::write(alice_dir.path().join("secret"), &secret).unwrap();
+    let alice = RemoteRepository::connect(&served.url, &served.fingerprint, "alice@laptop", "alice-pw").unwrap();
+    let alice_snap = backup(&alice, alice_dir.path(), "alice", "laptop");
+    let alice = RemoteRepository::connect(&served.url, &served.fingerprint, "alice@laptop", "alice-pw").unwrap();
+    alice.list_snapshots().unwrap();
+    let secret_ids = chunks_of(&alice, &alice_snap.root);
+    assert!(!secret_ids.is_empty());
+
+    let bob_source = Source { host: "desk".into(), user_name: "bob".into(), path: "/forged".into() };
+    let forged = |root| Snapshot { root, ..snapshot_for(&bob_source) };
+    let list = ChunkList { level: 0, ids: secret_ids.clone() }.encode();
+    let list_id = key.content_id(&list);
+    let raw =
+        |class, id, plaintext| PreparedBlob { class, id, plaintext, compression: Compression::None, compressed: &[] };
+    let denied = |e: cairn_engine::Error| assert!(matches!(e, cairn_engine::Error::Denied(_)), "{e}");
+
+    // A chunk list naming Alice's chunks is refused when it arrives.
+    let bob = RemoteRepository::connect(&served.url, &served.fingerprint, "bob@desk", "bob-pw").unwrap();
+    let session = bob.open_session(Arc::new(Progress::default())).unwrap();
+    assert_eq!(session.claim(&[list_id]).unwrap(), vec![true]);
+    session.store(raw(BlobClass::Metadata, list_id, &list)).unwrap();
+    denied(session.commit(&forged(list_id)).expect_err("a list naming another user's chunks"));
+    denied(bob.read_blobs(&secret_ids).expect_err("still unreadable"));
+
+    // Claiming them first does not help: Bob is asked to send them (the repository has them, but not for
+    // him), and a snapshot whose list names them is refused while they have not arrived.
+    let bob = RemoteRepository::connect(&served.url, &served.fingerprint, "bob@desk", "bob-pw").unwrap();
+    let session = bob.open_session(Arc::new(Progress::default())).unwrap();
+    assert!(session.claim(&secret_ids).unwrap().iter().all(|missing| *missing), "asked to send what he cannot read");
+    assert_eq!(session.claim(&[list_id]).unwrap(), vec![true]);
+    session.store(raw(BlobClass::Metadata, list_id, &list)).unwrap();
+    let e = session.commit(&forged(list_id)).expect_err("named chunks never sent");
+    assert!(e.to_string().contains("was never sent"), "{e}");
+    denied(bob.read_blobs(&secret_ids).expect_err("still unreadable"));
+
+    // Alice's root tree as the root of a snapshot of Bob's.
+    let bob = RemoteRepository::connect(&served.url, &served.fingerprint, "bob@desk", "bob-pw").unwrap();
+    let session = bob.open_session(Arc::new(Progress::default())).unwrap();
+    denied(session.commit(&forged(alice_snap.root)).expect_err("another user's root"));
+    assert!(repo.list_snapshots().unwrap().iter().all(|s| s.source.user_name == "alice"));
+
+    // Bob holding the same bytes backs them up: he sends them, the repository keeps one copy.
+    let stored_before: u64 = repo.storage().list("p").unwrap().iter().map(|b| b.size).sum();
+    let bob_dir = tempfile::tempdir().unwrap();
+    std::fs::write(bob_dir.path().join("same"), &secret).unwrap();
+    let bob = RemoteRepository::connect(&served.url, &served.fingerprint, "bob@desk", "bob-pw").unwrap();
+    let bob_snap = backup(&bob, bob_dir.path(), "bob", "desk");
+    let stored_after: u64 = repo.storage().list("p").unwrap().iter().map(|b| b.size).sum();
+    assert!(stored_after - stored_before < 10_000, "data packs grew by {} bytes", stored_after - stored_before);
+    let bob = RemoteRepository::connect(&served.url, &served.fingerprint, "bob@desk", "bob-pw").unwrap();
+    bob.list_snapshots().unwrap();
+    let ids = chunks_of(&bob, &bob_snap.root);
+    assert_eq!(bob.read_blobs(&ids).unwrap().concat(), secret);
+}
+
+fn snapshot_for(source: &Source) -> Snapshot {
+    Snapshot {
+        id: cairn_engine::ids::SnapshotId::random(),
+        source: source.clone(),
+        start_time: chrono::Utc::now(),
+        end_time: chrono::Utc::now(),
+        root: ContentId([0; 32]),
+        tags: Default::default(),
+        description: String::new(),
+        parent: None,
+        stats: Default::default(),
+        incomplete: false,
+        error_messages: Vec::new(),
+        tenant: None,
+    }
+}

@@ -14,7 +14,7 @@ use cairn_engine::snapshot::Snapshot;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{ServerContext, CONNECTION_BUDGET, PLAINTEXT_BUDGET};
-use crate::acl::{owns_source, Readable};
+use crate::acl::{owns_source, references, Readable};
 use crate::protocol::frame::{decode_body, encode_blobs_frame, frame_length, OutBlob};
 use crate::protocol::{
     encode_frame, ErrorCode, Request, Response, UploadBlob, MAX_BATCH, MAX_PUT_BLOBS, MAX_READ_BLOBS,
@@ -40,7 +40,7 @@ struct Conn {
     readable: Mutex<Readable>,
     /// The backup being written, opened by the first blob request.
     session: Mutex<Option<Arc<Box<dyn BlobSession>>>>,
-    /// Ids this client was told to send.
+    /// Ids this client was told to send that the repository lacks (stored when they arrive).
     claimed: Mutex<HashSet<ContentId>>,
     /// Bytes of request bodies and read replies this connection may hold at once.
     budget: Arc<Semaphore>,
@@ -190,6 +190,9 @@ impl Conn {
         match &request {
             Request::ReadBlobs { ids } => {
                 drop(body_permit);
+                if ids.len() > MAX_READ_BLOBS {
+                    return Err(err(ErrorCode::BadRequest, format!("more than {MAX_READ_BLOBS} ids")));
+                }
                 let (keep, bytes) = self.reply_share(ids);
                 read_prefix = Some(keep);
                 held.push(self.reserve(bytes).await?);
@@ -218,7 +221,7 @@ impl Conn {
         if let Request::Claim { ids } = &request {
             let open = lock(&self.session).clone();
             if let Some(session) = open {
-                return self.claim(session.as_ref().as_ref(), ids);
+                return self.claim(&login, session.as_ref().as_ref(), ids);
             }
         }
         // Decoded again on the blocking thread; not kept twice meanwhile.
@@ -227,6 +230,8 @@ impl Conn {
         tokio::task::spawn_blocking(move || {
             let mut request: Request<'_> = decode_body(&body).map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
             if let (Request::ReadBlobs { ids }, Some(keep)) = (&mut request, read_prefix) {
+                // Every id asked for is checked, also those beyond what this reply answers.
+                this.check_readable(&login, ids)?;
                 ids.truncate(keep);
             }
             this.dispatch(&login, request)
@@ -245,7 +250,7 @@ impl Conn {
         if lock(&self.login).is_some() {
             return Err(err(ErrorCode::BadRequest, "already logged in"));
         }
-        if !self.ctx.limiter.allowed(self.peer) {
+        if !self.ctx.limiter.begin(self.peer) {
             tracing::warn!("login refused for {user} from {}: too many failures", self.peer);
             return Err(err(ErrorCode::RateLimited, "too many failed logins from this address; try again in a minute"));
         }
@@ -260,7 +265,6 @@ impl Conn {
         .await
         .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
         let Some(account) = found else {
-            self.ctx.limiter.failed(self.peer);
             tracing::warn!("login failed for {user:?} from {}", self.peer);
             return Err(err(ErrorCode::AuthenticationFailed, "invalid user name or password"));
         };
@@ -315,18 +319,24 @@ impl Conn {
         owned.commit(snapshot).map_err(engine_err)
     }
 
-    /// Stored payloads of `ids`, each of which must be reachable from the user's snapshots (one that is not
-    /// refuses them all). Reading a tree or chunk list makes what it references readable.
-    fn read_payloads(&self, login: &Login, ids: &[ContentId]) -> Result<Vec<OutBlob>, (ErrorCode, String)> {
-        if !login.admin {
-            let readable = lock(&self.readable);
-            if let Some(id) = ids.iter().find(|id| !readable.may_read(id)) {
-                return Err(err(
-                    ErrorCode::PermissionDenied,
-                    format!("blob {id} is not reachable from your snapshots"),
-                ));
-            }
+    /// Refuses `ids` unless this user may read every one of them.
+    fn check_readable(&self, login: &Login, ids: &[ContentId]) -> Result<(), (ErrorCode, String)> {
+        if login.admin {
+            return Ok(());
         }
+        let readable = lock(&self.readable);
+        match ids.iter().find(|id| !readable.may_read(id)) {
+            Some(id) => {
+                Err(err(ErrorCode::PermissionDenied, format!("blob {id} is not reachable from your snapshots")))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Stored payloads of `ids`, each of which must be readable by this user (one that is not refuses them
+    /// all). Reading a reachable tree or chunk list makes what it references reachable.
+    fn read_payloads(&self, login: &Login, ids: &[ContentId]) -> Result<Vec<OutBlob>, (ErrorCode, String)> {
+        self.check_readable(login, ids)?;
         let repo = &self.ctx.repo;
         let payloads = repo.read_blob_payloads(ids).map_err(engine_err)?;
         let index = repo.index();
@@ -335,7 +345,7 @@ impl Conn {
             if index.get(id).is_some_and(|l| l.class == BlobClass::Metadata) {
                 let plain = compress::decompress_borrowed(compression, &payload, raw_len as usize, "metadata")
                     .map_err(engine_err)?;
-                lock(&self.readable).learn_from(&plain);
+                lock(&self.readable).learn_from(id, &plain);
             }
             blobs.push(OutBlob { compression: compression as u8, raw_len, payload });
         }
@@ -356,11 +366,21 @@ impl Conn {
         let plain = compress::decompress_borrowed(compression, &payload, raw_len as usize, &format!("blob {id}"))
             .map_err(engine_err)?;
         content::verify_id(&login.hashing, &id, &plain).map_err(engine_err)?;
-        if class == BlobClass::Metadata
-            && cairn_engine::tree::TreeRecord::decode(&plain).is_err()
-            && cairn_engine::tree::ChunkList::decode(&plain).is_err()
-        {
-            return Err(err(ErrorCode::Corrupt, "metadata blob is neither a tree nor a chunk list"));
+        if class == BlobClass::Metadata {
+            if cairn_engine::tree::TreeRecord::decode(&plain).is_err()
+                && cairn_engine::tree::ChunkList::decode(&plain).is_err()
+            {
+                return Err(err(ErrorCode::Corrupt, "metadata blob is neither a tree nor a chunk list"));
+            }
+            // A user's trees may name only content the user holds: what it may read, or was asked to send.
+            if !login.admin {
+                if let Err(stranger) = lock(&self.readable).check_references(&references(&plain)) {
+                    return Err(err(
+                        ErrorCode::PermissionDenied,
+                        format!("blob {id} references {stranger}, which is neither yours nor uploaded by you"),
+                    ));
+                }
+            }
         }
         let told = lock(&self.claimed).remove(&id);
         let store = told || session.claim(&[id]).map_err(engine_err)?.first().copied().unwrap_or(false);
@@ -370,18 +390,26 @@ impl Conn {
                 .map_err(engine_err)?;
         }
         // What this client uploaded it may read back (e.g. trees of its next backup's parent).
-        lock(&self.readable).allow(id);
+        lock(&self.readable).uploaded(id);
         Ok(())
     }
 
-    /// Which of `ids` the client must send; claims those for this connection.
-    fn claim(&self, session: &dyn BlobSession, ids: &[ContentId]) -> Answer {
+    /// Which of `ids` the client must send; claims those the repository lacks for this connection. A user
+    /// is also asked for content the repository has but the user may not read: sending it (checked against
+    /// its id, then not stored twice) shows the user holds it, so a snapshot of the user's may reference it.
+    /// So a claim tells a user only about content the user may read.
+    fn claim(&self, login: &Login, session: &dyn BlobSession, ids: &[ContentId]) -> Answer {
         if ids.len() > MAX_BATCH {
             return Err(err(ErrorCode::BadRequest, format!("more than {MAX_BATCH} ids")));
         }
-        let missing = session.claim(ids).map_err(engine_err)?;
-        let mut claimed = lock(&self.claimed);
-        claimed.extend(ids.iter().zip(&missing).filter(|(_, m)| **m).map(|(id, _)| *id));
+        let lacking = session.claim(ids).map_err(engine_err)?;
+        lock(&self.claimed).extend(ids.iter().zip(&lacking).filter(|(_, m)| **m).map(|(id, _)| *id));
+        let mut readable = lock(&self.readable);
+        let missing: Vec<bool> =
+            ids.iter().zip(lacking).map(|(id, lacking)| lacking || (!login.admin && !readable.may_read(id))).collect();
+        for (id, _) in ids.iter().zip(&missing).filter(|(_, m)| **m) {
+            readable.ask(*id);
+        }
         Ok(Outgoing::Message(Response::Claimed { missing }))
     }
 
@@ -389,7 +417,7 @@ impl Conn {
         let repo = &self.ctx.repo;
         match request {
             Request::Hello { .. } => Err(err(ErrorCode::BadRequest, "already logged in")),
-            Request::Claim { ids } => self.claim(self.session()?.as_ref().as_ref(), &ids),
+            Request::Claim { ids } => self.claim(login, self.session()?.as_ref().as_ref(), &ids),
             Request::PutBlob { class, id, compression, raw_len, payload } => {
                 self.put(login, &self.session()?, UploadBlob { class, id, compression, raw_len, payload })?;
                 Ok(Outgoing::Message(Response::Done))
@@ -411,7 +439,7 @@ impl Conn {
                     .collect();
                 let mut readable = lock(&self.readable);
                 for s in &snaps {
-                    readable.allow(s.root);
+                    readable.reach(s.root);
                 }
                 Ok(Outgoing::Message(Response::Snapshots {
                     json: serde_json::to_vec(&snaps).map_err(|e| err(ErrorCode::Internal, e.to_string()))?,
@@ -428,21 +456,36 @@ impl Conn {
                         format!("{} may not create snapshots of {}", login.user, snap.source),
                     ));
                 }
-                // The root must be stored already or have been uploaded on this connection.
-                if !repo.index().contains(&snap.root) && !lock(&self.readable).may_read(&snap.root) {
+                // The root must be stored already or have been uploaded on this connection; a user's must be
+                // readable by the user, and every blob its uploaded trees named must have arrived.
+                let readable = lock(&self.readable);
+                if !repo.index().contains(&snap.root) && !readable.may_read(&snap.root) {
                     return Err(err(ErrorCode::BadRequest, "the snapshot's root tree is not in the repository"));
                 }
+                if !login.admin {
+                    if !readable.may_read(&snap.root) {
+                        return Err(err(
+                            ErrorCode::PermissionDenied,
+                            format!("the snapshot's root tree {} is neither yours nor uploaded by you", snap.root),
+                        ));
+                    }
+                    if let Some(missing) = readable.owes() {
+                        return Err(err(
+                            ErrorCode::BadRequest,
+                            format!("blob {missing}, named by an uploaded tree, was never sent"),
+                        ));
+                    }
+                }
+                drop(readable);
                 self.commit_session(&snap)?;
-                lock(&self.readable).allow(snap.root);
+                lock(&self.readable).committed(snap.root);
                 Ok(Outgoing::Message(Response::Done))
             }
             Request::DeleteSnapshot { id } => {
                 let snap = repo.find_snapshot(&id.to_hex()).map_err(engine_err)?;
                 if !owns_source(&login.user, login.admin, &snap.source) {
-                    return Err(err(
-                        ErrorCode::PermissionDenied,
-                        format!("{} may not delete snapshots of {}", login.user, snap.source),
-                    ));
+                    // As for a snapshot that does not exist: other users' snapshots are not listed either.
+                    return Err(err(ErrorCode::NotFound, format!("snapshot {} not found", id.to_hex())));
                 }
                 repo.delete_snapshot(&id).map_err(engine_err)?;
                 Ok(Outgoing::Message(Response::Done))
