@@ -68,6 +68,9 @@ pub struct Session {
     storage: Arc<dyn Storage>,
     name: String,
     sealed: Vec<u8>,
+    /// When the marker's first write began (its storage time is later): the heartbeat counts from here,
+    /// so the time a backup spends loading the index before its first refresh is counted too.
+    written: std::time::Instant,
 }
 
 impl Session {
@@ -86,8 +89,9 @@ impl Session {
         };
         let json = serde_json::to_vec(&record).expect("session record serialises");
         let sealed = aead::seal(keys.metadata_key(), &aad(&name), &json);
+        let written = std::time::Instant::now();
         storage.put(&name, &sealed)?;
-        Ok(Self { storage, name, sealed })
+        Ok(Self { storage, name, sealed, written })
     }
 
     /// Rewrites the marker, so its storage time is fresh.
@@ -142,13 +146,12 @@ pub struct Heartbeat {
     state: std::sync::Mutex<(std::time::Instant, Duration)>,
 }
 
-impl Default for Heartbeat {
-    fn default() -> Self {
-        Self { state: std::sync::Mutex::new((std::time::Instant::now(), Duration::ZERO)) }
-    }
-}
-
 impl Heartbeat {
+    /// A heartbeat for `session`, counting from its marker's first write.
+    pub fn for_session(session: &Session) -> Self {
+        Self { state: std::sync::Mutex::new((session.written, Duration::ZERO)) }
+    }
+
     fn beat(&self, session: &Session) -> Result<()> {
         let start = std::time::Instant::now();
         session.refresh()?;
@@ -197,7 +200,7 @@ mod tests {
         let listed = list_sessions(&repo).unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].record.pid, std::process::id());
-        let heartbeat = Heartbeat::default();
+        let heartbeat = Heartbeat::for_session(&session);
         heartbeat.confirm(&session).unwrap();
         // The heartbeat stalled for 20 s at some point (a paused process): no commit, even though the
         // marker is fresh again now.
@@ -207,5 +210,16 @@ mod tests {
         assert!(matches!(heartbeat.confirm(&session), Err(Error::SessionLapsed(_))));
         drop(session);
         assert!(storage.list("w").unwrap().is_empty(), "marker deleted when the backup ends");
+    }
+
+    /// Time between the marker's first write and the heartbeat's first beat counts: a backup that took
+    /// longer than the lapse to load its index (its marker unrefreshed all the while) does not commit.
+    #[test]
+    fn the_time_before_the_first_beat_counts() {
+        let repo = Repository::create(Arc::new(MemoryStorage::new()), b"pw", &Default::default()).unwrap();
+        let mut session = Session::start(&repo).unwrap();
+        session.written = std::time::Instant::now().checked_sub(Duration::from_secs(20)).unwrap();
+        let heartbeat = Heartbeat::for_session(&session);
+        assert!(matches!(heartbeat.confirm(&session), Err(Error::SessionLapsed(_))));
     }
 }

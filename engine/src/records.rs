@@ -72,6 +72,15 @@ impl Repository {
     /// Reads a record, `None` when absent.
     pub fn get_record<T: DeserializeOwned>(&self, kind: RecordKind, key: &str) -> Result<Option<T>> {
         let name = record_name(kind, key);
+        // Its size first: an oversized blob is refused before it is read into memory.
+        match self.storage().stat(&name) {
+            Ok(meta) if meta.size > MAX_RECORD_BYTES => {
+                return Err(Error::corrupt(format!("record {name}"), "too large"));
+            }
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
         match self.storage().get(&name) {
             Ok(bytes) => Ok(Some(self.open_record::<T>(kind, &name, &bytes)?.1)),
             Err(e) if e.is_not_found() => Ok(None),
@@ -143,5 +152,9 @@ mod tests {
         let carol = record_name(RecordKind::User, "carol@x");
         storage.put(&carol, &storage.get(&bob).unwrap()).unwrap();
         assert!(repo.list_records::<u32>(RecordKind::User).is_err());
+        // An oversized record is refused by name too, not only when listed.
+        storage.put(&carol, &vec![0u8; MAX_RECORD_BYTES as usize + 1]).unwrap();
+        let e = repo.get_record::<u32>(RecordKind::User, "carol@x").unwrap_err();
+        assert!(e.to_string().contains("too large"), "{e}");
     }
 }

@@ -149,8 +149,8 @@ impl LocalSession {
         }
         let packer_shared = shared.clone();
         threads.push(spawn("cairn-packer", move || run_packer(&packer_shared, pack_size, sealed_rx, pack_tx)));
+        let heartbeat = Arc::new(marker::Heartbeat::for_session(&writer_marker));
         let writer = Arc::new(writer_marker);
-        let heartbeat = Arc::new(marker::Heartbeat::default());
         let (stop_tx, stop_rx) = bounded::<()>(0);
         let heartbeat_thread = {
             let (writer, heartbeat) = (writer.clone(), heartbeat.clone());

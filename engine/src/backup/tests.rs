@@ -305,10 +305,11 @@ fn stage_times_separate_encryption_from_waiting_for_storage() {
     assert!(stages.encrypt_seconds < stages.worker_blocked_seconds, "{stages:?}");
 }
 
-/// Repository access whose claims are answered a little later, as through a server.
-struct LateClaims<'a>(&'a Repository);
+/// Repository access whose claims are answered a little later, as through a server, and whose sessions
+/// report the ids in `hidden` as not stored (as if their packs had been retired).
+struct LateClaims<'a>(&'a Repository, Arc<std::collections::HashSet<crate::ids::ContentId>>);
 
-struct LateSession(Box<dyn crate::access::BlobSession>);
+struct LateSession(Box<dyn crate::access::BlobSession>, Arc<std::collections::HashSet<crate::ids::ContentId>>);
 
 impl crate::access::BlobSession for LateSession {
     fn claim(&self, ids: &[crate::ids::ContentId]) -> crate::Result<Vec<bool>> {
@@ -323,7 +324,7 @@ impl crate::access::BlobSession for LateSession {
         }))
     }
     fn is_stored(&self, id: &crate::ids::ContentId) -> bool {
-        self.0.is_stored(id)
+        !self.1.contains(id) && self.0.is_stored(id)
     }
     fn store(&self, blob: crate::access::PreparedBlob<'_>) -> crate::Result<u64> {
         self.0.store(blob)
@@ -359,7 +360,7 @@ impl Access for LateClaims<'_> {
         self.0.blob_sizes(ids)
     }
     fn open_session(&self, progress: Arc<Progress>) -> crate::Result<Box<dyn crate::access::BlobSession>> {
-        Ok(Box::new(LateSession(self.0.open_session(progress)?)))
+        Ok(Box::new(LateSession(self.0.open_session(progress)?, self.1.clone())))
     }
 }
 
@@ -384,7 +385,7 @@ fn late_claim_answers_store_everything_once() {
     let repo = repository();
     let source = Source { host: "h".into(), user_name: "u".into(), path: src.path().display().to_string() };
     let outcome = run_backup(
-        &LateClaims(&repo),
+        &LateClaims(&repo, Default::default()),
         BackupOptions::new(src.path().to_path_buf(), source),
         Arc::new(Progress::default()),
     )
@@ -398,4 +399,38 @@ fn late_claim_answers_store_everything_once() {
     let direct = backup(&repo, src.path(), 100_000, None);
     assert_eq!(direct.root, late.root);
     assert_eq!((direct.stats.chunks_new, direct.stats.bytes_stored), (0, 0));
+}
+
+/// An unchanged file of many chunks (a chunk list) is reused from the parent only when every one of its
+/// chunks is still stored, not just its list: the list's pack may stay in use after the chunks' were
+/// retired (FORMAT.md §13(c)). Otherwise it is read again and its missing chunk stored again.
+#[test]
+fn parent_reuse_of_a_listed_file_needs_every_chunk_stored() {
+    let options = CreateOptions {
+        chunker: crate::chunker::ChunkerParams { min: 1 << 10, avg: 4 << 10, max: 16 << 10 },
+        ..CreateOptions::default()
+    };
+    let repo = Repository::create(Arc::new(MemoryStorage::new()), b"pw", &options).unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let mut big = vec![0u8; 1 << 20];
+    blake3::Hasher::new().update(b"listed").finalize_xof().fill(&mut big);
+    std::fs::write(src.path().join("big"), &big).unwrap();
+    let first = backup(&repo, src.path(), 100_000, None);
+    let nodes = repo.read_tree(&first.root).unwrap();
+    let NodeKind::File { content } = &nodes[0].kind else { panic!("not a file") };
+    assert!(matches!(content, FileContent::List { .. }), "{} chunks should need a list", first.stats.chunks_total);
+    let chunks = repo.file_chunks(content).unwrap();
+
+    let source = Source { host: "h".into(), user_name: "u".into(), path: src.path().display().to_string() };
+    let again = |hidden: Vec<crate::ids::ContentId>| {
+        let mut options = BackupOptions::new(src.path().to_path_buf(), source.clone());
+        options.parent = Some(first.clone());
+        let access = LateClaims(&repo, Arc::new(hidden.into_iter().collect()));
+        run_backup(&access, options, Arc::new(Progress::default())).unwrap().snapshot
+    };
+    let all_there = again(Vec::new());
+    assert_eq!(all_there.stats.bytes_read, 0, "reused without reading: {:?}", all_there.stats);
+    let one_gone = again(vec![chunks[chunks.len() / 2]]);
+    assert_eq!(one_gone.stats.bytes_read, big.len() as u64, "read again: {:?}", one_gone.stats);
+    assert_eq!(one_gone.root, first.root, "the same content, so the same tree");
 }

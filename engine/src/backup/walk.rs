@@ -188,18 +188,30 @@ impl<'a, 'r> Walker<'a, 'r> {
         })
     }
 
-    /// The parent's content for a file that has not changed, if its chunks are all still indexed.
+    /// The parent's content for a file that has not changed, if its chunks are all still indexed (in packs
+    /// in use: FORMAT.md §13(c)). A file of many chunks has its chunk list read for that, since the list's
+    /// pack may stay in use (for other blobs) after its chunks' packs were retired.
     fn unchanged_content(&self, node: &Node, parent: Option<&Node>) -> Option<FileContent> {
         let p = parent?;
         let NodeKind::File { content } = &p.kind else { return None };
         let same =
             p.size == node.size && p.mtime_ns == node.mtime_ns && p.ctime_ns == node.ctime_ns && p.inode == node.inode;
+        if !same {
+            return None;
+        }
         let session = &self.shared.session;
         let indexed = match content {
             FileContent::Inline(ids) => ids.iter().all(|id| session.is_stored(id)),
-            FileContent::List { list, .. } => session.is_stored(list),
+            FileContent::List { list, .. } => {
+                session.is_stored(list)
+                    && self
+                        .shared
+                        .access
+                        .file_chunks(content)
+                        .is_ok_and(|ids| ids.iter().all(|id| session.is_stored(id)))
+            }
         };
-        (same && indexed).then(|| content.clone())
+        indexed.then(|| content.clone())
     }
 
     /// Walks a folder whose steps come next from the scan (listed entirely before anything is sent, so a
