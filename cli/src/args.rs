@@ -355,6 +355,17 @@ pub enum RepositoryCommand {
     },
     /// Forget the connection (and any stored password); the repository is untouched
     Disconnect,
+    /// Change the repository's password (its content and keys stay as they are; other clients connected
+    /// with the old password must connect again with the new one)
+    ChangePassword {
+        /// The new password. Other local users can see it in the process list: prefer
+        /// --new-password-file, CAIRN_NEW_PASSWORD or the prompt
+        #[arg(long)]
+        new_password: Option<String>,
+        /// Read the new password from this file
+        #[arg(long, conflicts_with = "new_password")]
+        new_password_file: Option<std::path::PathBuf>,
+    },
     /// Check the index against the packs (and, with --read-all-data, every stored blob)
     Check {
         #[arg(long)]

@@ -172,6 +172,30 @@ pub fn new_password(password_file: Option<&Path>) -> Result<String> {
     Ok(first)
 }
 
+/// The new password of `repository change-password`: from the file, the flag, `CAIRN_NEW_PASSWORD`, or
+/// asked twice on a terminal.
+pub fn changed_password(given: Option<String>, file: Option<&Path>) -> Result<String> {
+    let password = match (file, given, std::env::var_os("CAIRN_NEW_PASSWORD")) {
+        (Some(path), _, _) => read_password_file(path)?,
+        (None, Some(password), _) => password,
+        (None, None, Some(p)) => p.into_string().map_err(|_| anyhow!("CAIRN_NEW_PASSWORD is not valid UTF-8"))?,
+        (None, None, None) => {
+            if !std::io::stdin().is_terminal() {
+                bail!("no new password: pass --new-password-file, set CAIRN_NEW_PASSWORD, or run on a terminal");
+            }
+            let first = prompt("Enter new password: ")?;
+            if prompt("Re-enter new password for verification: ")? != first {
+                bail!("passwords do not match");
+            }
+            first
+        }
+    };
+    if password.is_empty() {
+        bail!("the new password must not be empty");
+    }
+    Ok(password)
+}
+
 fn prompt(message: &str) -> Result<String> {
     if !std::io::stdin().is_terminal() {
         bail!("no repository password: set CAIRN_PASSWORD, pass --password-file, or run on a terminal");

@@ -168,6 +168,19 @@ impl Format {
         Ok(f)
     }
 
+    /// The same format with `master` sealed under `new_password` and a fresh salt (the key derivation's
+    /// cost is this build's default): what a password change writes. Nothing else changes, so every key
+    /// derived from the master key, and all content, stays as it is.
+    pub fn resealed(&self, master: &MasterKey, new_password: &[u8]) -> Result<Format> {
+        if new_password.is_empty() {
+            return Err(Error::InvalidArgument("the new password must not be empty".into()));
+        }
+        let kdf = KdfParams::new_default();
+        let wrapping = kdf.derive(new_password)?;
+        let sealed = aead::seal(&wrapping, &aad(&self.repository_id), &master.0);
+        Ok(Format { kdf, sealed_master_key: hex::encode(sealed), ..self.clone() })
+    }
+
     /// Unseals the master key; a wrong password is [`Error::WrongPassword`].
     pub fn unlock(&self, password: &[u8]) -> Result<MasterKey> {
         let wrapping = self.kdf.derive(password)?;
@@ -205,5 +218,18 @@ mod tests {
         assert_ne!(upper.as_bytes(), &bytes[..]);
         assert!(matches!(Format::from_bytes(upper.as_bytes()), Err(Error::Corrupt { .. })));
         assert!(matches!(Format::from_bytes(b"garbage"), Err(Error::Corrupt { .. })));
+    }
+
+    #[test]
+    fn resealing_changes_the_password_and_nothing_else() {
+        let (format, master) = Format::create(b"old", &CreateOptions::default()).unwrap();
+        let changed = Format::from_bytes(&format.resealed(&master, b"new").unwrap().to_bytes()).unwrap();
+        assert_eq!(changed.unlock(b"new").unwrap().0, master.0);
+        assert!(matches!(changed.unlock(b"old"), Err(Error::WrongPassword)));
+        assert_ne!(changed.kdf.salt, format.kdf.salt, "a fresh salt");
+        let same_but_key =
+            Format { kdf: format.kdf.clone(), sealed_master_key: format.sealed_master_key.clone(), ..changed };
+        assert_eq!(same_but_key, format);
+        assert!(matches!(format.resealed(&master, b""), Err(Error::InvalidArgument(_))));
     }
 }

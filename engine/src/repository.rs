@@ -83,6 +83,26 @@ impl Repository {
         Ok(repo)
     }
 
+    /// Changes the repository's password: reads the format blob again, unseals the master key with
+    /// `current` (a wrong one is [`Error::WrongPassword`] and changes nothing), seals it under `new` with a
+    /// fresh salt, checks the result opens with `new`, and replaces the format blob in one atomic write.
+    /// Content, keys and snapshots are untouched; clients that stored the old password must be given the new.
+    pub fn change_password(&self, current: &[u8], new: &[u8]) -> Result<()> {
+        let format = Self::read_format(self.storage.as_ref())?;
+        if format.repository_id != self.format.repository_id {
+            return Err(Error::corrupt("format blob", "the repository id changed while it was open"));
+        }
+        let master = format.unlock(current)?;
+        let changed = format.resealed(&master, new)?;
+        let bytes = changed.to_bytes();
+        let check = Format::from_bytes(&bytes)?.unlock(new)?;
+        if check.0 != master.0 {
+            return Err(Error::corrupt("format blob", "the resealed master key does not open"));
+        }
+        self.storage.put(FORMAT_BLOB_NAME, &bytes)?;
+        Ok(())
+    }
+
     /// Loads every index blob (in parallel) into a fresh in-memory index. Maintenance replaces index blobs
     /// (writes the merged blob, then deletes the old ones), so a blob listed but gone when read means the
     /// listing is stale: it is taken again, a few times.
@@ -353,4 +373,29 @@ fn coalesce(sorted: &[(usize, Location)]) -> Vec<&[(usize, Location)]> {
         }
     }
     runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::RecordKind;
+    use crate::storage::MemoryStorage;
+
+    #[test]
+    fn a_password_change_keeps_everything_and_needs_the_current_password() {
+        let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+        let repo = Repository::create(storage.clone(), b"old", &CreateOptions::default()).unwrap();
+        repo.put_record(RecordKind::User, "alice@laptop", &7u32).unwrap();
+        let hashing = repo.hashing_key().clone();
+
+        assert!(matches!(repo.change_password(b"wrong", b"new"), Err(Error::WrongPassword)));
+        Repository::open(storage.clone(), b"old").expect("a refused change leaves the old password");
+
+        repo.change_password(b"old", b"new").unwrap();
+        assert!(matches!(Repository::open(storage.clone(), b"old"), Err(Error::WrongPassword)));
+        let reopened = Repository::open(storage, b"new").unwrap();
+        assert_eq!(reopened.format().repository_id, repo.format().repository_id);
+        assert_eq!(reopened.hashing_key().as_bytes(), hashing.as_bytes(), "same keys, same content ids");
+        assert_eq!(reopened.get_record::<u32>(RecordKind::User, "alice@laptop").unwrap(), Some(7));
+    }
 }

@@ -291,7 +291,7 @@ impl Access for RemoteRepository {
         }
     }
 
-    /// One round trip per [`MAX_READ_BLOBS`] ids (or per 8 MiB of reply, whichever is less).
+    /// One round trip per [`MAX_READ_BLOBS`] ids (or per 3 MiB of reply, whichever is less).
     fn read_blobs(&self, ids: &[ContentId]) -> Result<Vec<bytes::Bytes>> {
         let mut out = Vec::with_capacity(ids.len());
         let mut rest = ids;

@@ -1,4 +1,4 @@
-//! `cairn repository create|connect|status|disconnect`.
+//! `cairn repository create|connect|status|disconnect|change-password`.
 
 use anyhow::{bail, Result};
 use cairn_engine::chunker::ChunkerParams;
@@ -19,6 +19,9 @@ pub fn run(ctx: &Context, command: RepositoryCommand) -> Result<()> {
         RepositoryCommand::Connect { storage, connect } => connect_existing(ctx, storage, connect),
         RepositoryCommand::Status { json } => status(ctx, json),
         RepositoryCommand::Disconnect => disconnect(ctx),
+        RepositoryCommand::ChangePassword { new_password, new_password_file } => {
+            change_password(ctx, new_password, new_password_file.as_deref())
+        }
         RepositoryCommand::Check { read_all_data, json } => super::integrity::check(ctx, read_all_data, json),
     }
 }
@@ -104,6 +107,29 @@ fn create(ctx: &Context, storage: StorageArgs, connect: ConnectArgs, format: For
     errln!("  Pack size:        {}", output::bytes(f.pack_size as u64));
     errln!("  Key derivation:   argon2id, {} KiB, {} passes", f.kdf.memory_kib, f.kdf.iterations);
     save_connection(ctx, storage, &connect, &password)
+}
+
+fn change_password(ctx: &Context, given: Option<String>, file: Option<&std::path::Path>) -> Result<()> {
+    let config = ctx.load_config()?;
+    if let ConnectionConfig::Server { url, .. } = &config.storage {
+        bail!(
+            "this client is connected to the repository server {url}: the repository's password is changed where \
+             it is connected directly, and a server user's with `cairn server user set`"
+        );
+    }
+    let current = ctx.password(&config)?;
+    let new = credentials::changed_password(given, file)?;
+    let repo = config.storage.open(current.as_bytes())?;
+    repo.change_password(current.as_bytes(), new.as_bytes())?;
+    if config.persisted_password {
+        credentials::persist(&ctx.config_path, &new)?;
+    }
+    errln!(
+        "Changed the password of repository {} ({}). Clients that stored the old password must connect again.",
+        repo.format().repository_id.to_hex(),
+        config.storage.describe()
+    );
+    Ok(())
 }
 
 fn connect_existing(ctx: &Context, storage: StorageArgs, connect: ConnectArgs) -> Result<()> {
