@@ -146,14 +146,16 @@ fn two_users_back_up_concurrently_and_stay_apart() {
     let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(num(&again, "/stats/bytesNew"), 0, "{again}");
     assert_eq!(num(&again, "/stats/bytesRead"), 0, "{again}");
-    // Bob backs up a copy of Alice's data: he must send it (only content a user may read is reported as
-    // present, so a claim tells him nothing about hers, and his snapshot may reference only what he showed
-    // he holds), but the repository keeps one copy.
+    // Bob backs up a copy of Alice's data: he proves he holds it (a keyed hash per chunk: a claim tells him
+    // nothing he could not compute from what he holds, and his snapshot may name only content he showed he
+    // holds), sends no chunk, and the repository keeps one copy.
     let data_packs = || -> u64 { walk_sizes(&owner.repo().join("p")) };
     let before = data_packs();
     write(&bob.path("src2/copy.bin"), &std::fs::read(a_src.join("big/large.bin")).unwrap());
     let copy = run_as(&bob, "bob-pw", &["snapshot", "create", bob.path("src2").to_str().unwrap(), "--json"]);
     assert!(copy.status.success(), "{}", stderr(&copy));
+    let sent: serde_json::Value = serde_json::from_slice(&copy.stdout).unwrap();
+    assert!(num(&sent, "/stats/bytesStored") < 1 << 16, "no chunk sent: {sent}");
     assert!(data_packs() - before < 1 << 20, "the copy is stored once: {} bytes more", data_packs() - before);
     let restored = bob.path("copy-restored");
     let out = run_as(&bob, "bob-pw", &["restore", "latest", restored.to_str().unwrap()]);

@@ -7,9 +7,9 @@
 //!   that content). The server learns reachability lazily: listing snapshots makes their roots reachable,
 //!   reading a reachable tree or chunk list makes what it references reachable. Reading a blob that is
 //!   readable only because it was uploaded teaches nothing: an uploaded tree may name any id.
-//! - so that a user's snapshots only ever reach content the user holds, a tree or chunk list a user uploads
-//!   may reference only ids the connection may read or has been told to send (which it must then send
-//!   before its snapshot is accepted), and a snapshot's root must be readable.
+//! - so that a user's snapshots only ever reach content the user holds, every id named by a tree or chunk
+//!   list a user uploads must be readable by the connection or arrive on it (sent, or proven held) before
+//!   its snapshot is accepted, and a snapshot's root must be readable.
 //!
 //! The sets live per connection.
 
@@ -54,9 +54,7 @@ pub struct Readable {
     reachable: HashSet<ContentId>,
     /// Uploaded on this connection and checked against their ids.
     uploaded: HashSet<ContentId>,
-    /// Answered "missing" to this connection's claims and not uploaded yet.
-    asked: HashSet<ContentId>,
-    /// Of `asked`, those an uploaded tree or chunk list references: they must arrive before a snapshot.
+    /// Named by an uploaded tree or chunk list and not readable: they must arrive before a snapshot.
     owed: HashSet<ContentId>,
 }
 
@@ -78,27 +76,16 @@ impl Readable {
         }
     }
 
-    /// The client was told to send `id`.
-    pub fn ask(&mut self, id: ContentId) {
-        if !self.may_read(&id) {
-            self.asked.insert(id);
-        }
-    }
-
-    /// Before an uploaded tree or chunk list is accepted: every id it references must be readable, or asked
-    /// for (then owed until it arrives). Returns the first id that is neither.
-    pub fn check_references(&mut self, references: &[ContentId]) -> Result<(), ContentId> {
-        if let Some(stranger) = references.iter().find(|r| !self.may_read(r) && !self.asked.contains(r)) {
-            return Err(*stranger);
-        }
+    /// An uploaded tree or chunk list names `references`: those the connection may not read are owed until
+    /// they arrive. (Refusing them at once would refuse honest clients whose claims and uploads travel on
+    /// parallel streams and arrive out of order; a snapshot waits for them instead.)
+    pub fn owe(&mut self, references: &[ContentId]) {
         let owed: Vec<ContentId> = references.iter().filter(|r| !self.may_read(r)).copied().collect();
         self.owed.extend(owed);
-        Ok(())
     }
 
     /// `id` was uploaded and checked.
     pub fn uploaded(&mut self, id: ContentId) {
-        self.asked.remove(&id);
         self.owed.remove(&id);
         self.uploaded.insert(id);
     }
@@ -146,18 +133,13 @@ mod tests {
     }
 
     #[test]
-    fn references_must_be_readable_or_asked_for_and_then_sent() {
+    fn what_a_tree_names_is_owed_until_it_arrives() {
         let mut r = Readable::default();
-        assert_eq!(r.check_references(&[id(5)]), Err(id(5)), "an id the client neither holds nor was asked for");
-        r.ask(id(5));
         r.reach(id(6));
-        assert_eq!(r.check_references(&[id(5), id(6)]), Ok(()));
-        assert_eq!(r.owes(), Some(id(5)));
+        r.owe(&[id(5), id(6)]);
+        assert_eq!(r.owes(), Some(id(5)), "readable ids are not owed");
         r.uploaded(id(5));
         assert_eq!(r.owes(), None);
-        // Asking for what the connection may read already owes nothing.
-        r.ask(id(6));
-        assert_eq!(r.check_references(&[id(6)]), Ok(()));
-        assert_eq!(r.owes(), None);
+        assert!(r.may_read(&id(5)));
     }
 }

@@ -23,6 +23,7 @@ use tokio::runtime::{Handle, Runtime};
 use crate::protocol::frame::{decode_body, encode_uploads_frame, frame_length, OutUpload, MAX_FRAME_BYTES};
 use crate::protocol::{
     encode_frame, BlobPayload, ErrorCode, Request, Response, MAX_BATCH, MAX_PUT_BLOBS, MAX_READ_BLOBS,
+    PROOF_OF_POSSESSION,
 };
 use crate::server::client_transport;
 use crate::tls::{parse_fingerprint, PinnedVerifier};
@@ -43,6 +44,8 @@ pub struct RemoteRepository {
     pub repository_id: String,
     /// What this connection's backups uploaded.
     uploaded: Arc<Uploaded>,
+    /// The key proofs of possession are made with on this connection.
+    proof_key: [u8; 32],
 }
 
 /// Uploads counted over a connection's life: how many `PutBlobs` requests carried how many blobs.
@@ -154,21 +157,28 @@ impl RemoteRepository {
                 Err(_) => Err(Error::Remote(format!("connecting to {url}: timed out"))),
             }
         })?;
-        let hello = Request::Hello { protocol: 1, user: user.to_string(), password: password.to_string() };
+        let hello = Request::Hello {
+            protocol: crate::protocol::PROTOCOL_VERSION.into(),
+            user: user.to_string(),
+            password: password.to_string(),
+        };
         match runtime.block_on(call(&conn, hello))? {
-            Response::Welcome { user, admin, hashing_key, chunker, compression_level, repository_id } => Ok(Self {
-                runtime,
-                endpoint,
-                conn,
-                hashing: HashingKey::from_bytes(hashing_key),
-                tenants: TenantKeys::default(),
-                chunker: ChunkerParams { min: chunker.0, avg: chunker.1, max: chunker.2 },
-                level: compression_level,
-                user,
-                admin,
-                repository_id,
-                uploaded: Arc::default(),
-            }),
+            Response::Welcome { user, admin, hashing_key, chunker, compression_level, repository_id, proof_key } => {
+                Ok(Self {
+                    runtime,
+                    endpoint,
+                    conn,
+                    hashing: HashingKey::from_bytes(hashing_key),
+                    tenants: TenantKeys::default(),
+                    chunker: ChunkerParams { min: chunker.0, avg: chunker.1, max: chunker.2 },
+                    level: compression_level,
+                    user,
+                    admin,
+                    repository_id,
+                    uploaded: Arc::default(),
+                    proof_key,
+                })
+            }
             other => Err(unexpected(other)),
         }
     }
@@ -335,6 +345,8 @@ impl Access for RemoteRepository {
             handle: self.runtime.handle().clone(),
             conn: self.conn.clone(),
             claimed: Mutex::new(std::collections::HashSet::new()),
+            prove: Arc::default(),
+            proof_key: self.proof_key,
             uploads: Arc::new(tokio::sync::Semaphore::new(UPLOADS_IN_FLIGHT)),
             batch: Mutex::new(Gathered::default()),
             failure: Arc::new(Mutex::new(None)),
@@ -388,6 +400,10 @@ struct RemoteSession {
     conn: quinn::Connection,
     /// Ids this session already claimed (so a chunk repeated within the backup is sent once).
     claimed: Mutex<std::collections::HashSet<ContentId>>,
+    /// Ids the server has but this user may not read yet: `store` sends a proof of possession for them
+    /// instead of the blob.
+    prove: Arc<Mutex<std::collections::HashSet<ContentId>>>,
+    proof_key: [u8; 32],
     uploads: Arc<tokio::sync::Semaphore>,
     /// Blobs gathered for the next upload.
     batch: Mutex<Gathered>,
@@ -439,12 +455,15 @@ impl RemoteSession {
     }
 }
 
-/// Asks the server which of `fresh` it lacks (claiming them for this connection), in batches.
-async fn ask_missing(conn: &quinn::Connection, fresh: &[ContentId]) -> Result<HashMap<ContentId, bool>> {
+/// Asks the server which of `fresh` it lacks (claiming them for this connection), in batches: for each, whether
+/// something must be sent, and whether that is a proof of possession rather than the blob.
+async fn ask_missing(conn: &quinn::Connection, fresh: &[ContentId]) -> Result<HashMap<ContentId, (bool, bool)>> {
     let mut missing = HashMap::with_capacity(fresh.len());
     for part in fresh.chunks(MAX_BATCH) {
         match call(conn, Request::Claim { ids: part.to_vec() }).await? {
-            Response::Claimed { missing: m } if m.len() == part.len() => missing.extend(part.iter().copied().zip(m)),
+            Response::Claimed { missing: m, prove: p } if m.len() == part.len() && p.len() == part.len() => {
+                missing.extend(part.iter().copied().zip(m.into_iter().zip(p)))
+            }
             other => return Err(unexpected(other)),
         }
     }
@@ -468,15 +487,20 @@ impl BlobSession for RemoteSession {
         }
         let ids = ids.to_vec();
         let conn = self.conn.clone();
+        let prove = self.prove.clone();
         let (answer, answered) = tokio::sync::oneshot::channel();
         self.handle.spawn(async move {
             let _ = answer.send(ask_missing(&conn, &fresh).await);
         });
         PendingClaim::Waiting(Box::new(move || {
             let missing = answered.blocking_recv().map_err(|_| Error::Remote("connection closed".into()))??;
+            prove
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(missing.iter().filter(|(_, (_, prove))| *prove).map(|(id, _)| *id));
             // An id repeated within `ids` is sent once: only its first occurrence is claimed.
             let mut seen = std::collections::HashSet::new();
-            Ok(ids.iter().map(|id| seen.insert(*id) && missing.get(id).copied().unwrap_or(false)).collect())
+            Ok(ids.iter().map(|id| seen.insert(*id) && missing.get(id).is_some_and(|(m, _)| *m)).collect())
         }))
     }
 
@@ -486,15 +510,31 @@ impl BlobSession for RemoteSession {
         true
     }
 
-    /// Adds the blob to the next upload, and sends that once it is full.
+    fn checks_storage(&self) -> bool {
+        false
+    }
+
+    /// Adds the blob (or, for content the server has but this user may not read yet, a proof that the client
+    /// holds it) to the next upload, and sends that once it is full. Returns the blob bytes sent (0 for a
+    /// proof: nothing is stored).
     fn store(&self, blob: PreparedBlob<'_>) -> Result<u64> {
         self.check()?;
-        let payload = bytes::Bytes::copy_from_slice(blob.payload());
-        let sent = payload.len() as u64;
+        let proof = self.prove.lock().unwrap_or_else(|p| p.into_inner()).remove(&blob.id);
+        let (compression, payload, sent) = match proof {
+            true => {
+                let proof = blake3::keyed_hash(&self.proof_key, blob.plaintext);
+                (PROOF_OF_POSSESSION, bytes::Bytes::copy_from_slice(proof.as_bytes()), 0)
+            }
+            false => {
+                let payload = bytes::Bytes::copy_from_slice(blob.payload());
+                let sent = payload.len() as u64;
+                (blob.compression as u8, payload, sent)
+            }
+        };
         let upload = OutUpload {
             class: blob.class.to_byte(),
             id: blob.id,
-            compression: blob.compression as u8,
+            compression,
             raw_len: blob.plaintext.len() as u32,
             payload,
         };

@@ -117,9 +117,9 @@ fn admin_reads_isolated_content_and_only_admins_get_tenant_keys() {
 
 /// A user who knows the ids of another user's content (but not the content) cannot make the server hand it
 /// over: not by uploading a chunk list that names them and reading through it, not by a snapshot whose root
-/// is the other user's tree, not by claiming them first and never sending them. Holding the same content
-/// still deduplicates: the user sends it once to show it, the repository keeps one copy, and the user
-/// restores it.
+/// is the other user's tree, not by a wrong proof of possession, not by relabelling a stored tree as data.
+/// Holding the same content still deduplicates, on the wire too: the user proves it holds it (a keyed hash,
+/// no content sent), the repository keeps one copy, and the user restores it.
 #[test]
 fn forged_references_grant_nothing_and_shared_content_still_deduplicates() {
     use cairn_engine::access::PreparedBlob;
@@ -151,23 +151,26 @@ fn forged_references_grant_nothing_and_shared_content_still_deduplicates() {
         |class, id, plaintext| PreparedBlob { class, id, plaintext, compression: Compression::None, compressed: &[] };
     let denied = |e: cairn_engine::Error| assert!(matches!(e, cairn_engine::Error::Denied(_)), "{e}");
 
-    // A chunk list naming Alice's chunks is refused when it arrives.
+    // A chunk list naming Alice's chunks: a snapshot of it is refused while the chunks it names have not
+    // arrived, and they stay unreadable.
     let bob = RemoteRepository::connect(&served.url, &served.fingerprint, "bob@desk", "bob-pw").unwrap();
     let session = bob.open_session(Arc::new(Progress::default())).unwrap();
     assert_eq!(session.claim(&[list_id]).unwrap(), vec![true]);
     session.store(raw(BlobClass::Metadata, list_id, &list)).unwrap();
-    denied(session.commit(&forged(list_id)).expect_err("a list naming another user's chunks"));
+    let e = session.commit(&forged(list_id)).expect_err("a list naming another user's chunks");
+    assert!(e.to_string().contains("was never sent"), "{e}");
     denied(bob.read_blobs(&secret_ids).expect_err("still unreadable"));
 
-    // Claiming them first does not help: Bob is asked to send them (the repository has them, but not for
-    // him), and a snapshot whose list names them is refused while they have not arrived.
+    // Claiming them: Bob is asked to prove he holds them (the repository has them, not for him). A proof
+    // made from other bytes is refused.
     let bob = RemoteRepository::connect(&served.url, &served.fingerprint, "bob@desk", "bob-pw").unwrap();
     let session = bob.open_session(Arc::new(Progress::default())).unwrap();
-    assert!(session.claim(&secret_ids).unwrap().iter().all(|missing| *missing), "asked to send what he cannot read");
-    assert_eq!(session.claim(&[list_id]).unwrap(), vec![true]);
-    session.store(raw(BlobClass::Metadata, list_id, &list)).unwrap();
-    let e = session.commit(&forged(list_id)).expect_err("named chunks never sent");
-    assert!(e.to_string().contains("was never sent"), "{e}");
+    assert!(session.claim(&secret_ids).unwrap().iter().all(|missing| *missing), "asked for what he cannot read");
+    let len = repo.blob_sizes(&secret_ids[..1]).unwrap()[0].unwrap() as usize;
+    let guess = vec![b'?'; len];
+    session.store(raw(BlobClass::Data, secret_ids[0], &guess)).unwrap();
+    let e = session.commit(&forged(list_id)).expect_err("a wrong proof");
+    assert!(e.to_string().contains("does not match"), "{e}");
     denied(bob.read_blobs(&secret_ids).expect_err("still unreadable"));
 
     // Alice's root tree as the root of a snapshot of Bob's.
@@ -176,18 +179,29 @@ fn forged_references_grant_nothing_and_shared_content_still_deduplicates() {
     denied(session.commit(&forged(alice_snap.root)).expect_err("another user's root"));
     assert!(repo.list_snapshots().unwrap().iter().all(|s| s.source.user_name == "alice"));
 
-    // Bob holding the same bytes backs them up: he sends them, the repository keeps one copy.
+    // Bob holding the same bytes backs them up: he proves he holds them, sends no chunk, and the
+    // repository keeps one copy.
     let stored_before: u64 = repo.storage().list("p").unwrap().iter().map(|b| b.size).sum();
     let bob_dir = tempfile::tempdir().unwrap();
     std::fs::write(bob_dir.path().join("same"), &secret).unwrap();
     let bob = RemoteRepository::connect(&served.url, &served.fingerprint, "bob@desk", "bob-pw").unwrap();
     let bob_snap = backup(&bob, bob_dir.path(), "bob", "desk");
+    assert!(bob_snap.stats.bytes_stored < 1000, "only his folder's tree is sent: {:?}", bob_snap.stats);
     let stored_after: u64 = repo.storage().list("p").unwrap().iter().map(|b| b.size).sum();
-    assert!(stored_after - stored_before < 10_000, "data packs grew by {} bytes", stored_after - stored_before);
+    assert_eq!(stored_after, stored_before, "no data stored twice");
     let bob = RemoteRepository::connect(&served.url, &served.fingerprint, "bob@desk", "bob-pw").unwrap();
     bob.list_snapshots().unwrap();
     let ids = chunks_of(&bob, &bob_snap.root);
     assert_eq!(bob.read_blobs(&ids).unwrap().concat(), secret);
+
+    // A stored tree sent again labelled as data (to slip past the checks trees get) is refused.
+    let tree = repo.read_blob(&bob_snap.root).unwrap();
+    let carol = RemoteRepository::connect(&served.url, &served.fingerprint, "alice@laptop", "alice-pw").unwrap();
+    let session = carol.open_session(Arc::new(Progress::default())).unwrap();
+    assert_eq!(session.claim(&[bob_snap.root]).unwrap(), vec![true]);
+    session.store(raw(BlobClass::Data, bob_snap.root, &tree)).unwrap();
+    let e = session.commit(&forged(bob_snap.root)).expect_err("relabelled");
+    assert!(e.to_string().contains("another class"), "{e}");
 }
 
 fn snapshot_for(source: &Source) -> Snapshot {

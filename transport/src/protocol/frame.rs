@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The only protocol version this build speaks.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 /// Largest frame body: a 16 MiB chunk plus headroom.
 pub const MAX_FRAME_BYTES: usize = (16 << 20) + 4096;
 

@@ -75,6 +75,10 @@ pub enum Request<'a> {
     },
 }
 
+/// The `compression` byte of an upload that carries a proof of possession instead of the blob: its payload is
+/// `keyed BLAKE3-256(proof key, plaintext)` (32 bytes) and `raw_len` the plaintext's length.
+pub const PROOF_OF_POSSESSION: u8 = 2;
+
 /// One blob of a `PutBlobs` request: the fields of a `PutBlob`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadBlob<'a> {
@@ -126,9 +130,15 @@ pub enum Response<'a> {
         chunker: (u32, u32, u32),
         compression_level: i32,
         repository_id: String,
+        /// This connection's key for proofs of possession (see `Claimed`).
+        proof_key: [u8; 32],
     },
+    /// For each id claimed: `missing` when the client must send something. Then `prove` says what: a proof
+    /// that it holds the content (the repository has it, but this user may not read it yet), or else the
+    /// blob itself.
     Claimed {
         missing: Vec<bool>,
+        prove: Vec<bool>,
     },
     Done,
     Snapshots {
@@ -168,10 +178,10 @@ impl Response<'_> {
     pub fn into_owned(self) -> Response<'static> {
         let owned = |payload: Cow<'_, [u8]>| Cow::Owned(payload.into_owned());
         match self {
-            Response::Welcome { user, admin, hashing_key, chunker, compression_level, repository_id } => {
-                Response::Welcome { user, admin, hashing_key, chunker, compression_level, repository_id }
+            Response::Welcome { user, admin, hashing_key, chunker, compression_level, repository_id, proof_key } => {
+                Response::Welcome { user, admin, hashing_key, chunker, compression_level, repository_id, proof_key }
             }
-            Response::Claimed { missing } => Response::Claimed { missing },
+            Response::Claimed { missing, prove } => Response::Claimed { missing, prove },
             Response::Done => Response::Done,
             Response::Snapshots { json } => Response::Snapshots { json },
             Response::Blob { compression, raw_len, payload } => {

@@ -18,7 +18,7 @@ use crate::acl::{owns_source, references, Readable};
 use crate::protocol::frame::{decode_body, encode_blobs_frame, frame_length, OutBlob};
 use crate::protocol::{
     encode_frame, ErrorCode, Request, Response, UploadBlob, MAX_BATCH, MAX_PUT_BLOBS, MAX_READ_BLOBS,
-    MAX_READ_REPLY_BYTES,
+    MAX_READ_REPLY_BYTES, PROOF_OF_POSSESSION, PROTOCOL_VERSION,
 };
 use crate::users;
 
@@ -42,6 +42,8 @@ struct Conn {
     session: Mutex<Option<Arc<Box<dyn BlobSession>>>>,
     /// Ids this client was told to send that the repository lacks (stored when they arrive).
     claimed: Mutex<HashSet<ContentId>>,
+    /// This connection's key for proofs of possession (sent in `Welcome`).
+    proof_key: [u8; 32],
     /// Bytes of request bodies and read replies this connection may hold at once.
     budget: Arc<Semaphore>,
     /// Bytes of uploaded plaintext being checked at once.
@@ -83,6 +85,7 @@ pub async fn handle(ctx: Arc<ServerContext>, conn: quinn::Connection) {
         readable: Mutex::new(Readable::default()),
         session: Mutex::new(None),
         claimed: Mutex::new(HashSet::new()),
+        proof_key: cairn_engine::crypto::random_bytes(),
         budget: Arc::new(Semaphore::new(CONNECTION_BUDGET)),
         plaintext: Arc::new(Semaphore::new(PLAINTEXT_BUDGET)),
     });
@@ -241,10 +244,10 @@ impl Conn {
     }
 
     async fn hello(self: &Arc<Self>, protocol: u32, user: String, password: String) -> Reply {
-        if protocol != 1 {
+        if protocol != u32::from(PROTOCOL_VERSION) {
             return Err(err(
                 ErrorCode::BadRequest,
-                format!("protocol {protocol} not supported (this server speaks 1)"),
+                format!("protocol {protocol} not supported (this server speaks {PROTOCOL_VERSION})"),
             ));
         }
         if lock(&self.login).is_some() {
@@ -286,6 +289,7 @@ impl Conn {
             chunker: (p.min, p.avg, p.max),
             compression_level: repo.compression_level(),
             repository_id: repo.format().repository_id.to_hex(),
+            proof_key: self.proof_key,
         })
     }
 
@@ -362,6 +366,13 @@ impl Conn {
     ) -> Result<(), (ErrorCode, String)> {
         let UploadBlob { class, id, compression, raw_len, payload } = blob;
         let class = BlobClass::from_byte(class).map_err(engine_err)?;
+        // A blob the repository has keeps its class: a tree labelled as data must not skip the checks below.
+        if self.ctx.repo.index().get(&id).is_some_and(|l| l.class != class) {
+            return Err(err(ErrorCode::Corrupt, format!("blob {id} is stored as another class")));
+        }
+        if compression == PROOF_OF_POSSESSION {
+            return self.prove(login, class, id, raw_len, &payload);
+        }
         let compression = Compression::from_byte(compression).map_err(engine_err)?;
         let plain = compress::decompress_borrowed(compression, &payload, raw_len as usize, &format!("blob {id}"))
             .map_err(engine_err)?;
@@ -372,15 +383,7 @@ impl Conn {
             {
                 return Err(err(ErrorCode::Corrupt, "metadata blob is neither a tree nor a chunk list"));
             }
-            // A user's trees may name only content the user holds: what it may read, or was asked to send.
-            if !login.admin {
-                if let Err(stranger) = lock(&self.readable).check_references(&references(&plain)) {
-                    return Err(err(
-                        ErrorCode::PermissionDenied,
-                        format!("blob {id} references {stranger}, which is neither yours nor uploaded by you"),
-                    ));
-                }
-            }
+            self.owe_references(login, &plain);
         }
         let told = lock(&self.claimed).remove(&id);
         let store = told || session.claim(&[id]).map_err(engine_err)?.first().copied().unwrap_or(false);
@@ -394,23 +397,63 @@ impl Conn {
         Ok(())
     }
 
-    /// Which of `ids` the client must send; claims those the repository lacks for this connection. A user
-    /// is also asked for content the repository has but the user may not read: sending it (checked against
-    /// its id, then not stored twice) shows the user holds it, so a snapshot of the user's may reference it.
-    /// So a claim tells a user only about content the user may read.
+    /// A user's trees may name only content the user holds: what the user may read, or what this connection
+    /// must then send (or prove it holds) before its snapshot is accepted.
+    fn owe_references(&self, login: &Login, tree: &[u8]) {
+        if !login.admin {
+            lock(&self.readable).owe(&references(tree));
+        }
+    }
+
+    /// Checks a proof that the client holds the content `id` names (which the repository has): the keyed
+    /// hash of the stored plaintext under this connection's proof key. Nothing is stored; the user may then
+    /// read it and name it.
+    fn prove(
+        &self,
+        login: &Login,
+        class: BlobClass,
+        id: ContentId,
+        raw_len: u32,
+        proof: &[u8],
+    ) -> Result<(), (ErrorCode, String)> {
+        let repo = &self.ctx.repo;
+        let refused = |why: &str| err(ErrorCode::Corrupt, format!("proof of possession for blob {id}: {why}"));
+        match repo.index().get(&id) {
+            // The declared length is what the plaintext budget was reserved for.
+            Some(l) if l.raw_len == raw_len => {}
+            Some(_) => return Err(refused("wrong length")),
+            None => return Err(refused("the repository does not have it")),
+        }
+        let (compression, raw_len, payload) =
+            repo.read_blob_payloads(&[id]).map_err(engine_err)?.pop().ok_or_else(|| refused("not read"))?;
+        let plain = compress::decompress_borrowed(compression, &payload, raw_len as usize, &format!("blob {id}"))
+            .map_err(engine_err)?;
+        if blake3::keyed_hash(&self.proof_key, &plain).as_bytes().as_slice() != proof {
+            return Err(refused("does not match"));
+        }
+        if class == BlobClass::Metadata {
+            self.owe_references(login, &plain);
+        }
+        lock(&self.readable).uploaded(id);
+        Ok(())
+    }
+
+    /// Which of `ids` the client must send; claims those the repository lacks for this connection. For
+    /// content the repository has but the user may not read, the client must prove it holds it (a keyed hash
+    /// of the content, see [`Conn::prove`]), so that a snapshot of the user's may reference it: a claim tells
+    /// a user nothing it could not compute from content it holds, and a known id alone opens nothing.
     fn claim(&self, login: &Login, session: &dyn BlobSession, ids: &[ContentId]) -> Answer {
         if ids.len() > MAX_BATCH {
             return Err(err(ErrorCode::BadRequest, format!("more than {MAX_BATCH} ids")));
         }
         let lacking = session.claim(ids).map_err(engine_err)?;
         lock(&self.claimed).extend(ids.iter().zip(&lacking).filter(|(_, m)| **m).map(|(id, _)| *id));
-        let mut readable = lock(&self.readable);
-        let missing: Vec<bool> =
-            ids.iter().zip(lacking).map(|(id, lacking)| lacking || (!login.admin && !readable.may_read(id))).collect();
-        for (id, _) in ids.iter().zip(&missing).filter(|(_, m)| **m) {
-            readable.ask(*id);
-        }
-        Ok(Outgoing::Message(Response::Claimed { missing }))
+        let readable = lock(&self.readable);
+        // Content the repository has that this user may not read yet: the client proves it holds it.
+        let prove: Vec<bool> =
+            ids.iter().zip(&lacking).map(|(id, lacking)| !lacking && !login.admin && !readable.may_read(id)).collect();
+        let missing: Vec<bool> = lacking.iter().zip(&prove).map(|(lacking, prove)| *lacking || *prove).collect();
+        Ok(Outgoing::Message(Response::Claimed { missing, prove }))
     }
 
     fn dispatch(&self, login: &Login, request: Request<'_>) -> Answer {
