@@ -58,17 +58,33 @@ pub fn persist(config: &Path, password: &str) -> Result<Persisted> {
     Ok(Persisted::File(path))
 }
 
+/// Replaces the stored password for this config where it is looked up first (the file when there is one,
+/// else the keyring, else a new file).
+pub fn replace_stored(config: &Path, password: &str) -> Result<Persisted> {
+    let file = password_file_for(config);
+    if file.exists() {
+        write_private(&file, password.as_bytes())?;
+        return Ok(Persisted::File(file));
+    }
+    persist(config, password)
+}
+
 /// Writes a file only its owner can read (mode 0600), durably.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    // A new file renamed over the old one: a crash leaves the old password or the new, never half of one.
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    let _ = fs::remove_file(&tmp);
     let mut file = fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
     file.write_all(bytes)?;
     file.sync_all()?;
+    fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 

@@ -53,6 +53,14 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        // A command that writes its output itself (`ls`) meets a reader that went away as an error.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::from(141)
+        }
         Err(e) => {
             errln!("ERROR: {}", error_line(&e));
             if e.downcast_ref::<Incomplete>().is_some() {

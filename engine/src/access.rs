@@ -50,6 +50,12 @@ pub trait BlobSession: Send + Sync {
     }
     /// Whether the repository has this blob (to reuse a parent snapshot's chunks without reading).
     fn is_stored(&self, id: &ContentId) -> bool;
+    /// Whether [`BlobSession::is_stored`] looks at what is stored (a local session's index), so that a
+    /// parent's chunk list is worth reading to check each chunk. A session that trusts the parent (through a
+    /// server, which keeps what snapshots reference) says no.
+    fn checks_storage(&self) -> bool {
+        true
+    }
     /// Stores a claimed blob; returns the bytes it will occupy (or did occupy on the wire).
     fn store(&self, blob: PreparedBlob<'_>) -> Result<u64>;
     /// Makes everything stored so far durable and indexed, then records `snapshot`.

@@ -140,6 +140,51 @@ pub fn list_sessions(repo: &Repository) -> Result<Vec<SessionInfo>> {
     Ok(out)
 }
 
+/// A marker kept fresh by its heartbeat thread from the moment it is stored (before the index is loaded,
+/// which can take a while) until [`Beating::stop`] or drop.
+pub struct Beating {
+    marker: Arc<Session>,
+    heartbeat: Arc<Heartbeat>,
+    stop: Option<crossbeam_channel::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Beating {
+    /// Starts refreshing `marker`.
+    pub fn start(marker: Session) -> Result<Self> {
+        let heartbeat = Arc::new(Heartbeat::for_session(&marker));
+        let marker = Arc::new(marker);
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+        let thread = {
+            let (marker, heartbeat) = (marker.clone(), heartbeat.clone());
+            std::thread::Builder::new()
+                .name("cairn-heartbeat".into())
+                .spawn(move || heartbeat.run(&marker, stopped))
+                .map_err(|e| Error::InvalidArgument(format!("cannot start the heartbeat thread: {e}")))?
+        };
+        Ok(Self { marker, heartbeat, stop: Some(stop), thread: Some(thread) })
+    }
+
+    /// Refreshes once more and fails if the marker ever went unrefreshed for longer than [`LAPSE`].
+    pub fn confirm(&self) -> Result<()> {
+        self.heartbeat.confirm(&self.marker)
+    }
+
+    /// Stops refreshing (the marker is deleted when the last holder drops it).
+    pub fn stop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Beating {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// Keeps a session's marker fresh from a thread of its own, and tells the backup whether it stayed fresh.
 pub struct Heartbeat {
     /// The start of the last successful refresh, and the longest time between two starts so far.

@@ -253,8 +253,9 @@ impl Repository {
         progress: Arc<crate::backup::Progress>,
         sealed_queue: usize,
     ) -> Result<Box<dyn BlobSession>> {
-        // The marker goes first and the index is loaded after it: maintenance relies on that order.
-        let marker = crate::marker::Session::start(self)?;
+        // The marker goes first and the index is loaded after it: maintenance relies on that order. Its
+        // heartbeat runs from the start, so a slow index load does not let it lapse.
+        let marker = crate::marker::Beating::start(crate::marker::Session::start(self)?)?;
         self.reload_index()?;
         Ok(Box::new(LocalSession::start(
             self.storage.clone(),

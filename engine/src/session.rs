@@ -110,15 +110,13 @@ pub struct LocalSession {
     in_flight: Mutex<HashSet<ContentId>>,
     sealed: Option<Sender<SealedContent>>,
     threads: Vec<JoinHandle<()>>,
-    marker: Arc<marker::Session>,
-    heartbeat: Arc<marker::Heartbeat>,
-    heartbeat_stop: Option<Sender<()>>,
-    heartbeat_thread: Option<JoinHandle<()>>,
+    /// The writer marker and its heartbeat, started by the caller before it loaded `index`.
+    beating: marker::Beating,
 }
 
 impl LocalSession {
-    /// Starts the packer and uploader threads, and the heartbeat of `writer_marker` (which the caller
-    /// stored before loading `index`). At most `sealed_queue` sealed blobs wait for the packer.
+    /// Starts the packer and uploader threads. `beating` is the writer marker, stored and kept fresh since
+    /// before the caller loaded `index`. At most `sealed_queue` sealed blobs wait for the packer.
     #[allow(clippy::too_many_arguments)]
     pub fn start(
         storage: Arc<dyn Storage>,
@@ -127,7 +125,7 @@ impl LocalSession {
         current: IndexHandle,
         pack_size: usize,
         progress: Arc<Progress>,
-        writer_marker: marker::Session,
+        beating: marker::Beating,
         sealed_queue: usize,
     ) -> Self {
         let shared = Arc::new(Shared {
@@ -149,30 +147,7 @@ impl LocalSession {
         }
         let packer_shared = shared.clone();
         threads.push(spawn("cairn-packer", move || run_packer(&packer_shared, pack_size, sealed_rx, pack_tx)));
-        let heartbeat = Arc::new(marker::Heartbeat::for_session(&writer_marker));
-        let writer = Arc::new(writer_marker);
-        let (stop_tx, stop_rx) = bounded::<()>(0);
-        let heartbeat_thread = {
-            let (writer, heartbeat) = (writer.clone(), heartbeat.clone());
-            spawn("cairn-heartbeat", move || heartbeat.run(&writer, stop_rx))
-        };
-        Self {
-            shared,
-            in_flight: Mutex::new(HashSet::new()),
-            sealed: Some(sealed_tx),
-            threads,
-            marker: writer,
-            heartbeat,
-            heartbeat_stop: Some(stop_tx),
-            heartbeat_thread: Some(heartbeat_thread),
-        }
-    }
-
-    fn stop_heartbeat(&mut self) {
-        drop(self.heartbeat_stop.take());
-        if let Some(t) = self.heartbeat_thread.take() {
-            let _ = t.join();
-        }
+        Self { shared, in_flight: Mutex::new(HashSet::new()), sealed: Some(sealed_tx), threads, beating }
     }
 }
 
@@ -226,9 +201,9 @@ impl BlobSession for LocalSession {
         let rest = std::mem::take(&mut *self.shared.written.lock().unwrap_or_else(|p| p.into_inner()));
         self.shared.write_index(&rest)?;
         // Refuse to commit if maintenance could have taken this session for dead meanwhile.
-        self.heartbeat.confirm(&self.marker)?;
+        self.beating.confirm()?;
         self.shared.storage.put(&snapshot_name(&snapshot.id), &snapshot.seal(&self.shared.keys))?;
-        self.stop_heartbeat();
+        self.beating.stop();
         // Dropping `self` deletes the marker, now that the snapshot is stored.
         Ok(())
     }
@@ -236,7 +211,7 @@ impl BlobSession for LocalSession {
 
 impl Drop for LocalSession {
     fn drop(&mut self) {
-        self.stop_heartbeat();
+        self.beating.stop();
         // Abandoned (an error elsewhere): stop the threads without publishing an index for open packs.
         if !self.threads.is_empty() {
             self.shared.fail(Error::Cancelled);

@@ -59,8 +59,8 @@ fn generated_tree_round_trips_and_rebackups_are_incremental() {
     assert_eq!(fs::read(&single).unwrap(), shifted);
 }
 
-/// A file that appears twice is fetched once: the restore reports the second copy's bytes as copied, and
-/// both come out identical.
+/// A file that appears twice is fetched once: the restore reports the second copy's bytes as copied (but
+/// for a last chunk under 64 KiB), and both come out identical.
 #[test]
 fn repeated_file_is_copied_on_restore() {
     let env = Env::new();
@@ -74,7 +74,10 @@ fn repeated_file_is_copied_on_restore() {
     // One restore thread: `a` is restored before `b`.
     let summary = env.json(&["restore", "latest", out.to_str().unwrap(), "--parallel", "1", "--json"]);
     assert_eq!(num(&summary, "/bytes"), 2 * body.len() as u64, "{summary}");
-    assert_eq!(num(&summary, "/copiedBytes"), body.len() as u64, "{summary}");
+    // Chunks under 64 KiB are fetched rather than copied; with the default chunker (128 KiB minimum) only a
+    // file's last chunk can be that small, and where it falls depends on the repository's random gear seed.
+    let copied = num(&summary, "/copiedBytes");
+    assert!(copied <= body.len() as u64 && copied > (body.len() - (64 << 10)) as u64, "{summary}");
     assert_same_tree(&src, &out);
 }
 

@@ -81,9 +81,18 @@ fn restore_onto_a_full_disk_stops_at_the_first_failed_write() {
     assert_eq!(err.lines().count(), 1, "one line, no warning per file: {err}");
     assert!(err.starts_with("ERROR: restore stopped after "), "{err}");
     assert!(err.contains("No space left on device"), "{err}");
-    // Stopped early: far fewer than the 200 files were even attempted past the point the disk filled.
+    // Stopped early: far fewer than the 200 files were even attempted past the point the disk filled, and
+    // every file left there is whole (those cut short were removed).
     let files = walk_files(&target);
     assert!(files < 200, "{files} files restored onto a 4 MiB disk");
+    for folder in 0..4 {
+        for file in 0..50 {
+            let name = format!("f{folder}/file{file}.bin");
+            if let Ok(bytes) = std::fs::read(target.join(&name)) {
+                assert_eq!(bytes, noise(folder * 100 + file, 100 << 10), "{name} left cut short");
+            }
+        }
+    }
     // The same snapshot restores in full where there is room.
     let roomy = env.path("roomy");
     env.ok(&["restore", "latest", roomy.to_str().unwrap()]);

@@ -122,7 +122,12 @@ fn change_password(ctx: &Context, given: Option<String>, file: Option<&std::path
     let repo = config.storage.open(current.as_bytes())?;
     repo.change_password(current.as_bytes(), new.as_bytes())?;
     if config.persisted_password {
-        credentials::persist(&ctx.config_path, &new)?;
+        credentials::replace_stored(&ctx.config_path, &new).map_err(|e| {
+            anyhow::anyhow!(
+                "the password was changed, but storing the new one for this client failed ({e:#}); \
+                 connect again with the new password"
+            )
+        })?;
     }
     errln!(
         "Changed the password of repository {} ({}). Clients that stored the old password must connect again.",

@@ -203,12 +203,11 @@ impl<'a, 'r> Walker<'a, 'r> {
         let indexed = match content {
             FileContent::Inline(ids) => ids.iter().all(|id| session.is_stored(id)),
             FileContent::List { list, .. } => {
-                session.is_stored(list)
-                    && self
-                        .shared
-                        .access
-                        .file_chunks(content)
-                        .is_ok_and(|ids| ids.iter().all(|id| session.is_stored(id)))
+                let chunks_stored = || {
+                    let chunks = self.shared.access.file_chunks(content);
+                    chunks.is_ok_and(|ids| ids.iter().all(|id| session.is_stored(id)))
+                };
+                session.is_stored(list) && (!session.checks_storage() || chunks_stored())
             }
         };
         indexed.then(|| content.clone())

@@ -133,6 +133,18 @@ impl Ctx<'_> {
     }
 }
 
+impl Ctx<'_> {
+    /// Records a file that could not be restored. When the restore has stopped for a full or read-only
+    /// target, the file is removed: it was cut short (perhaps already at its full length, with holes), and
+    /// a file that looks whole but is not is worse than a missing one.
+    fn file_error(&self, path: &Path, e: Error) {
+        self.error(path, e);
+        if self.halted.load(Relaxed) {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
 /// Whether `e` says the restore's target can take nothing more: no space, over quota, or read-only.
 fn target_cannot_take_more(e: &Error) -> bool {
     match e {
@@ -348,6 +360,10 @@ fn restore_folder(ctx: &Ctx<'_>, node: &Node, tree: &TreeId, record: Option<byte
     }
     ctx.dirs.fetch_add(1, Relaxed);
     restore_dir(ctx, tree, record, path)?;
+    if ctx.stopped() {
+        // Left as it is: its entries are not all there.
+        return Ok(());
+    }
     apply_metadata(ctx, node, path)
 }
 
@@ -370,7 +386,7 @@ fn restore_small_files(ctx: &Ctx<'_>, batch: &[(&Node, ContentId)], dir: &Path) 
                 ctx.progress.copied_bytes.fetch_add(node.size, Relaxed);
             }
             Ok(None) => fetch.push((node, id, path)),
-            Err(e) => ctx.error(&path, e),
+            Err(e) => ctx.file_error(&path, e),
         }
     }
     if fetch.is_empty() {
@@ -401,7 +417,7 @@ fn restore_small_files(ctx: &Ctx<'_>, batch: &[(&Node, ContentId)], dir: &Path) 
                 }
             }
             Ok(_) => {}
-            Err(e) => ctx.error(&path, e),
+            Err(e) => ctx.file_error(&path, e),
         }
     }
 }
@@ -437,7 +453,10 @@ fn restore_entry(ctx: &Ctx<'_>, node: &Node, path: &Path) {
         NodeKind::Special { rdev } => restore_special(ctx, node, *rdev, path),
     };
     if let Err(e) = result {
-        ctx.error(path, e);
+        match node.kind {
+            NodeKind::File { .. } => ctx.file_error(path, e),
+            _ => ctx.error(path, e),
+        }
     }
 }
 
