@@ -15,6 +15,7 @@
 
 use std::collections::HashSet;
 
+use cairn_engine::crypto::keys::BlobClass;
 use cairn_engine::ids::ContentId;
 use cairn_engine::snapshot::Source;
 use cairn_engine::tree::{ChunkList, FileContent, NodeKind, TreeRecord};
@@ -24,81 +25,105 @@ pub fn owns_source(user: &str, admin: bool, source: &Source) -> bool {
     admin || format!("{}@{}", source.user_name, source.host) == user
 }
 
-/// The ids a tree or chunk list `plaintext` references (none when it is neither).
-pub fn references(plaintext: &[u8]) -> Vec<ContentId> {
+/// The ids a tree or chunk list `plaintext` references, each with the class it is named as: a folder's tree,
+/// a file's chunk list and a folder's pages are metadata, a file's chunks data (none when it is neither).
+pub fn references(plaintext: &[u8]) -> Vec<(ContentId, BlobClass)> {
     let mut out = Vec::new();
     if let Ok(record) = TreeRecord::decode(plaintext) {
         match record {
-            TreeRecord::Pages(pages) => out.extend(pages),
+            TreeRecord::Pages(pages) => out.extend(pages.into_iter().map(|id| (id, BlobClass::Metadata))),
             TreeRecord::Entries(nodes) => {
                 for node in nodes {
                     match node.kind {
-                        NodeKind::Dir { tree } => out.push(tree),
-                        NodeKind::File { content: FileContent::Inline(ids) } => out.extend(ids),
-                        NodeKind::File { content: FileContent::List { list, .. } } => out.push(list),
+                        NodeKind::Dir { tree } => out.push((tree, BlobClass::Metadata)),
+                        NodeKind::File { content: FileContent::Inline(ids) } => {
+                            out.extend(ids.into_iter().map(|id| (id, BlobClass::Data)))
+                        }
+                        NodeKind::File { content: FileContent::List { list, .. } } => {
+                            out.push((list, BlobClass::Metadata))
+                        }
                         _ => {}
                     }
                 }
             }
         }
     } else if let Ok(list) = ChunkList::decode(plaintext) {
-        out.extend(list.ids);
+        let class = if list.level == 0 { BlobClass::Data } else { BlobClass::Metadata };
+        out.extend(list.ids.into_iter().map(|id| (id, class)));
     }
     out
 }
 
-/// What a connection may read, and what it still owes.
+/// What a connection may read, and what it still owes. Each id is held as the class it was reached or
+/// arrived as: only a blob held as metadata (a tree or chunk list) extends what is reachable or may be named
+/// where a tree goes, so a data chunk whose bytes happen to look like a chunk list grants nothing.
 #[derive(Default)]
 pub struct Readable {
     /// Reachable from snapshots the user may read.
-    reachable: HashSet<ContentId>,
-    /// Uploaded on this connection and checked against their ids.
-    uploaded: HashSet<ContentId>,
-    /// Named by an uploaded tree or chunk list and not readable: they must arrive before a snapshot.
-    owed: HashSet<ContentId>,
+    reachable: HashSet<(ContentId, BlobClass)>,
+    /// Arrived on this connection: uploaded and checked against their ids, or proven held.
+    uploaded: HashSet<(ContentId, BlobClass)>,
+    /// Named by an uploaded or proven tree or chunk list and not held as that class: they must arrive
+    /// before a snapshot.
+    owed: HashSet<(ContentId, BlobClass)>,
 }
 
 impl Readable {
-    /// Marks a snapshot root (or anything else known to be reachable from the user's snapshots).
-    pub fn reach(&mut self, id: ContentId) {
-        self.reachable.insert(id);
+    /// Marks a snapshot's root tree (known to be reachable from the user's snapshots).
+    pub fn reach(&mut self, root: ContentId) {
+        self.reachable.insert((root, BlobClass::Metadata));
     }
 
+    /// Whether the user may read `id` (as whatever class).
     pub fn may_read(&self, id: &ContentId) -> bool {
-        self.reachable.contains(id) || self.uploaded.contains(id)
+        [BlobClass::Metadata, BlobClass::Data].iter().any(|c| self.holds(&(*id, *c)))
     }
 
-    /// After the metadata blob `id` was read: when it is reachable, everything it references becomes
-    /// reachable. A blob readable only because this connection uploaded it teaches nothing.
+    fn holds(&self, key: &(ContentId, BlobClass)) -> bool {
+        self.reachable.contains(key) || self.uploaded.contains(key)
+    }
+
+    /// After the blob `id` was read: when it is reachable as a tree or chunk list, everything it references
+    /// becomes reachable. A blob readable only because this connection sent it teaches nothing.
     pub fn learn_from(&mut self, id: &ContentId, plaintext: &[u8]) {
-        if self.reachable.contains(id) {
+        if self.reachable.contains(&(*id, BlobClass::Metadata)) {
             self.reachable.extend(references(plaintext));
         }
     }
 
-    /// An uploaded tree or chunk list names `references`: those the connection may not read are owed until
-    /// they arrive. (Refusing them at once would refuse honest clients whose claims and uploads travel on
-    /// parallel streams and arrive out of order; a snapshot waits for them instead.)
-    pub fn owe(&mut self, references: &[ContentId]) {
-        let owed: Vec<ContentId> = references.iter().filter(|r| !self.may_read(r)).copied().collect();
+    /// Whether `id` is reachable as a tree or chunk list (so reading it may teach something).
+    pub fn reaches_tree(&self, id: &ContentId) -> bool {
+        self.reachable.contains(&(*id, BlobClass::Metadata))
+    }
+
+    /// An uploaded or proven tree or chunk list names `references`: those not held as the class they are
+    /// named as are owed until they arrive. (Refusing them at once would refuse honest clients whose claims
+    /// and uploads travel on parallel streams and arrive out of order; a snapshot waits for them instead.)
+    pub fn owe(&mut self, references: Vec<(ContentId, BlobClass)>) {
+        let owed: Vec<(ContentId, BlobClass)> = references.into_iter().filter(|r| !self.holds(r)).collect();
         self.owed.extend(owed);
     }
 
-    /// `id` was uploaded and checked.
-    pub fn uploaded(&mut self, id: ContentId) {
-        self.owed.remove(&id);
-        self.uploaded.insert(id);
+    /// `id` arrived as `class` (uploaded and checked, or proven held).
+    pub fn uploaded(&mut self, id: ContentId, class: BlobClass) {
+        self.owed.remove(&(id, class));
+        self.uploaded.insert((id, class));
     }
 
-    /// An id an uploaded tree references that has not arrived, if any.
+    /// An id an uploaded tree names that has not arrived as the class it is named as, if any.
     pub fn owes(&self) -> Option<ContentId> {
-        self.owed.iter().next().copied()
+        self.owed.iter().find(|key| !self.holds(key)).map(|(id, _)| *id)
+    }
+
+    /// Whether `root` may be a snapshot's root: held as a tree.
+    pub fn may_be_root(&self, root: &ContentId) -> bool {
+        self.holds(&(*root, BlobClass::Metadata))
     }
 
     /// After a snapshot was committed: its root, and so (by the checks above) everything it reaches, is the
     /// user's. Uploads that no snapshot took stay readable as uploads.
     pub fn committed(&mut self, root: ContentId) {
-        self.reachable.insert(root);
+        self.reach(root);
     }
 }
 
@@ -123,7 +148,7 @@ mod tests {
     fn an_uploaded_tree_grants_nothing_it_names() {
         let list = ChunkList { level: 0, ids: vec![id(9)] }.encode();
         let mut r = Readable::default();
-        r.uploaded(id(1));
+        r.uploaded(id(1), BlobClass::Metadata);
         assert!(r.may_read(&id(1)));
         r.learn_from(&id(1), &list);
         assert!(!r.may_read(&id(9)), "reading an uploaded list must not make what it names readable");
@@ -133,13 +158,40 @@ mod tests {
     }
 
     #[test]
-    fn what_a_tree_names_is_owed_until_it_arrives() {
+    fn what_a_tree_names_is_owed_until_it_arrives_as_that_class() {
         let mut r = Readable::default();
         r.reach(id(6));
-        r.owe(&[id(5), id(6)]);
-        assert_eq!(r.owes(), Some(id(5)), "readable ids are not owed");
-        r.uploaded(id(5));
+        r.owe(vec![(id(5), BlobClass::Metadata), (id(6), BlobClass::Metadata)]);
+        assert_eq!(r.owes(), Some(id(5)), "held ids are not owed");
+        // The same bytes sent as data do not pay for a chunk list named where a tree goes.
+        r.uploaded(id(5), BlobClass::Data);
+        assert_eq!(r.owes(), Some(id(5)));
+        assert!(!r.may_be_root(&id(5)));
+        r.uploaded(id(5), BlobClass::Metadata);
         assert_eq!(r.owes(), None);
-        assert!(r.may_read(&id(5)));
+        assert!(r.may_be_root(&id(5)));
+    }
+
+    #[test]
+    fn a_reachable_data_chunk_that_looks_like_a_list_teaches_nothing() {
+        let list = ChunkList { level: 0, ids: vec![id(9)] }.encode();
+        let tree = TreeRecord::Entries(vec![cairn_engine::tree::Node {
+            name: b"f".to_vec(),
+            kind: NodeKind::File { content: FileContent::Inline(vec![id(3)]) },
+            mode: 0o100644,
+            uid: 0,
+            gid: 0,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            inode: 0,
+            size: 1,
+        }])
+        .encode();
+        let mut r = Readable::default();
+        r.reach(id(2));
+        r.learn_from(&id(2), &tree);
+        assert!(r.may_read(&id(3)));
+        r.learn_from(&id(3), &list);
+        assert!(!r.may_read(&id(9)), "a file's chunk is data, whatever its bytes look like");
     }
 }

@@ -82,7 +82,7 @@ pub struct KeySet {
 }
 
 /// Which key family encrypts a stored blob.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BlobClass {
     /// File contents.
     Data,

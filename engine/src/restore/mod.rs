@@ -134,12 +134,11 @@ impl Ctx<'_> {
 }
 
 impl Ctx<'_> {
-    /// Records a file that could not be restored. When the restore has stopped for a full or read-only
-    /// target, the file is removed: it was cut short (perhaps already at its full length, with holes), and
-    /// a file that looks whole but is not is worse than a missing one.
-    fn file_error(&self, path: &Path, e: Error) {
-        self.error(path, e);
-        if self.halted.load(Relaxed) {
+    /// After writing a file this restore created failed with `e`: when that stops the restore (a full or
+    /// read-only target) or the restore has stopped, the file is removed. It was cut short (perhaps already
+    /// at its full length, with holes), and a file that looks whole but is not is worse than a missing one.
+    fn remove_cut_short(&self, path: &Path, e: &Error) {
+        if target_cannot_take_more(e) || self.halted.load(Relaxed) {
             let _ = fs::remove_file(path);
         }
     }
@@ -386,7 +385,7 @@ fn restore_small_files(ctx: &Ctx<'_>, batch: &[(&Node, ContentId)], dir: &Path) 
                 ctx.progress.copied_bytes.fetch_add(node.size, Relaxed);
             }
             Ok(None) => fetch.push((node, id, path)),
-            Err(e) => ctx.file_error(&path, e),
+            Err(e) => ctx.error(&path, e),
         }
     }
     if fetch.is_empty() {
@@ -417,7 +416,7 @@ fn restore_small_files(ctx: &Ctx<'_>, batch: &[(&Node, ContentId)], dir: &Path) 
                 }
             }
             Ok(_) => {}
-            Err(e) => ctx.file_error(&path, e),
+            Err(e) => ctx.error(&path, e),
         }
     }
 }
@@ -431,7 +430,10 @@ fn write_small_file(ctx: &Ctx<'_>, node: &Node, path: &Path, data: &[u8]) -> Res
             format!("its chunk holds {} bytes, entry says {}", data.len(), node.size),
         ));
     }
-    file.write_all_at(data, 0).map_err(|e| Error::local(path, e))?;
+    if let Err(e) = file.write_all_at(data, 0).map_err(|e| Error::local(path, e)) {
+        ctx.remove_cut_short(path, &e);
+        return Err(e);
+    }
     ctx.progress.bytes.fetch_add(data.len() as u64, Relaxed);
     ctx.progress.files.fetch_add(1, Relaxed);
     apply_file_metadata(ctx, node, &file, path)?;
@@ -453,10 +455,7 @@ fn restore_entry(ctx: &Ctx<'_>, node: &Node, path: &Path) {
         NodeKind::Special { rdev } => restore_special(ctx, node, *rdev, path),
     };
     if let Err(e) = result {
-        match node.kind {
-            NodeKind::File { .. } => ctx.file_error(path, e),
-            _ => ctx.error(path, e),
-        }
+        ctx.error(path, e);
     }
 }
 
@@ -545,10 +544,13 @@ fn restore_file(ctx: &Ctx<'_>, node: &Node, path: &Path) -> Result<()> {
         }
         Ok(())
     };
-    if groups.len() > 1 {
-        groups.par_iter().try_for_each(write)?;
-    } else {
-        groups.iter().try_for_each(write)?;
+    let written = match groups.len() > 1 {
+        true => groups.par_iter().try_for_each(write),
+        false => groups.iter().try_for_each(write),
+    };
+    if let Err(e) = written {
+        ctx.remove_cut_short(path, &e);
+        return Err(e);
     }
     ctx.progress.files.fetch_add(1, Relaxed);
     apply_file_metadata(ctx, node, file, path)

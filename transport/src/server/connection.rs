@@ -44,6 +44,8 @@ struct Conn {
     claimed: Mutex<HashSet<ContentId>>,
     /// This connection's key for proofs of possession (sent in `Welcome`).
     proof_key: [u8; 32],
+    /// Ids this connection was asked to prove it holds (each proof is taken once).
+    to_prove: Mutex<HashSet<ContentId>>,
     /// Bytes of request bodies and read replies this connection may hold at once.
     budget: Arc<Semaphore>,
     /// Bytes of uploaded plaintext being checked at once.
@@ -86,6 +88,7 @@ pub async fn handle(ctx: Arc<ServerContext>, conn: quinn::Connection) {
         session: Mutex::new(None),
         claimed: Mutex::new(HashSet::new()),
         proof_key: cairn_engine::crypto::random_bytes(),
+        to_prove: Mutex::new(HashSet::new()),
         budget: Arc::new(Semaphore::new(CONNECTION_BUDGET)),
         plaintext: Arc::new(Semaphore::new(PLAINTEXT_BUDGET)),
     });
@@ -343,10 +346,10 @@ impl Conn {
         self.check_readable(login, ids)?;
         let repo = &self.ctx.repo;
         let payloads = repo.read_blob_payloads(ids).map_err(engine_err)?;
-        let index = repo.index();
         let mut blobs = Vec::with_capacity(ids.len());
         for (id, (compression, raw_len, payload)) in ids.iter().zip(payloads) {
-            if index.get(id).is_some_and(|l| l.class == BlobClass::Metadata) {
+            // Admins are not tracked; for users, only a blob reached as a tree or chunk list teaches anything.
+            if !login.admin && lock(&self.readable).reaches_tree(id) {
                 let plain = compress::decompress_borrowed(compression, &payload, raw_len as usize, "metadata")
                     .map_err(engine_err)?;
                 lock(&self.readable).learn_from(id, &plain);
@@ -366,10 +369,7 @@ impl Conn {
     ) -> Result<(), (ErrorCode, String)> {
         let UploadBlob { class, id, compression, raw_len, payload } = blob;
         let class = BlobClass::from_byte(class).map_err(engine_err)?;
-        // A blob the repository has keeps its class: a tree labelled as data must not skip the checks below.
-        if self.ctx.repo.index().get(&id).is_some_and(|l| l.class != class) {
-            return Err(err(ErrorCode::Corrupt, format!("blob {id} is stored as another class")));
-        }
+        // A blob counts as held in the class it arrives as: the same bytes sent as data pay for no tree.
         if compression == PROOF_OF_POSSESSION {
             return self.prove(login, class, id, raw_len, &payload);
         }
@@ -393,7 +393,7 @@ impl Conn {
                 .map_err(engine_err)?;
         }
         // What this client uploaded it may read back (e.g. trees of its next backup's parent).
-        lock(&self.readable).uploaded(id);
+        lock(&self.readable).uploaded(id, class);
         Ok(())
     }
 
@@ -401,7 +401,7 @@ impl Conn {
     /// must then send (or prove it holds) before its snapshot is accepted.
     fn owe_references(&self, login: &Login, tree: &[u8]) {
         if !login.admin {
-            lock(&self.readable).owe(&references(tree));
+            lock(&self.readable).owe(references(tree));
         }
     }
 
@@ -417,24 +417,31 @@ impl Conn {
         proof: &[u8],
     ) -> Result<(), (ErrorCode, String)> {
         let repo = &self.ctx.repo;
-        let refused = |why: &str| err(ErrorCode::Corrupt, format!("proof of possession for blob {id}: {why}"));
-        match repo.index().get(&id) {
-            // The declared length is what the plaintext budget was reserved for.
-            Some(l) if l.raw_len == raw_len => {}
-            Some(_) => return Err(refused("wrong length")),
-            None => return Err(refused("the repository does not have it")),
+        // One answer for every refusal, so a refused proof tells nothing about the blob (not even its size).
+        let refused = || err(ErrorCode::Corrupt, format!("proof of possession for blob {id} does not match"));
+        // Only for what this connection was asked to prove, once.
+        if !lock(&self.to_prove).remove(&id) {
+            return Err(refused());
+        }
+        // The declared length is what the plaintext budget was reserved for.
+        if repo.index().get(&id).is_none_or(|l| l.raw_len != raw_len) {
+            return Err(refused());
         }
         let (compression, raw_len, payload) =
-            repo.read_blob_payloads(&[id]).map_err(engine_err)?.pop().ok_or_else(|| refused("not read"))?;
+            repo.read_blob_payloads(&[id]).map_err(engine_err)?.pop().ok_or_else(refused)?;
         let plain = compress::decompress_borrowed(compression, &payload, raw_len as usize, &format!("blob {id}"))
             .map_err(engine_err)?;
-        if blake3::keyed_hash(&self.proof_key, &plain).as_bytes().as_slice() != proof {
-            return Err(refused("does not match"));
+        // Named under this user's hashing key (an isolated user proves only its own ids).
+        content::verify_id(&login.hashing, &id, &plain).map_err(|_| refused())?;
+        let proof: [u8; 32] = proof.try_into().map_err(|_| refused())?;
+        // blake3::Hash compares in constant time.
+        if blake3::keyed_hash(&self.proof_key, &plain) != blake3::Hash::from_bytes(proof) {
+            return Err(refused());
         }
         if class == BlobClass::Metadata {
             self.owe_references(login, &plain);
         }
-        lock(&self.readable).uploaded(id);
+        lock(&self.readable).uploaded(id, class);
         Ok(())
     }
 
@@ -448,11 +455,17 @@ impl Conn {
         }
         let lacking = session.claim(ids).map_err(engine_err)?;
         lock(&self.claimed).extend(ids.iter().zip(&lacking).filter(|(_, m)| **m).map(|(id, _)| *id));
-        let readable = lock(&self.readable);
-        // Content the repository has that this user may not read yet: the client proves it holds it.
-        let prove: Vec<bool> =
-            ids.iter().zip(&lacking).map(|(id, lacking)| !lacking && !login.admin && !readable.may_read(id)).collect();
-        let missing: Vec<bool> = lacking.iter().zip(&prove).map(|(lacking, prove)| *lacking || *prove).collect();
+        // Whether the user may read each id already (admins read everything).
+        let held: Vec<bool> = {
+            let readable = lock(&self.readable);
+            ids.iter().map(|id| login.admin || readable.may_read(id)).collect()
+        };
+        let index = self.ctx.repo.index();
+        // Content the repository has that this user may not read yet: the client proves it holds it. (An id
+        // this session has but not indexed yet is sent instead: there is nothing to check a proof against.)
+        let prove: Vec<bool> = (0..ids.len()).map(|i| !lacking[i] && !held[i] && index.contains(&ids[i])).collect();
+        lock(&self.to_prove).extend(ids.iter().zip(&prove).filter(|(_, p)| **p).map(|(id, _)| *id));
+        let missing: Vec<bool> = (0..ids.len()).map(|i| lacking[i] || !held[i]).collect();
         Ok(Outgoing::Message(Response::Claimed { missing, prove }))
     }
 
@@ -506,7 +519,7 @@ impl Conn {
                     return Err(err(ErrorCode::BadRequest, "the snapshot's root tree is not in the repository"));
                 }
                 if !login.admin {
-                    if !readable.may_read(&snap.root) {
+                    if !readable.may_be_root(&snap.root) {
                         return Err(err(
                             ErrorCode::PermissionDenied,
                             format!("the snapshot's root tree {} is neither yours nor uploaded by you", snap.root),
