@@ -180,9 +180,13 @@ pub fn new_password(password_file: Option<&Path>) -> Result<String> {
     if let Some(p) = std::env::var_os("CAIRN_PASSWORD") {
         return p.into_string().map_err(|_| anyhow!("CAIRN_PASSWORD is not valid UTF-8"));
     }
-    let first = prompt("Enter password to create new repository: ")?;
-    let again = prompt("Re-enter password for verification: ")?;
-    if first != again {
+    prompt_twice("Enter password to create new repository: ")
+}
+
+/// Asks for a password, then for it again, on the terminal.
+fn prompt_twice(message: &str) -> Result<String> {
+    let first = prompt(message)?;
+    if prompt("Re-enter password for verification: ")? != first {
         bail!("passwords do not match");
     }
     Ok(first)
@@ -199,11 +203,7 @@ pub fn changed_password(given: Option<String>, file: Option<&Path>) -> Result<St
             if !std::io::stdin().is_terminal() {
                 bail!("no new password: pass --new-password-file, set CAIRN_NEW_PASSWORD, or run on a terminal");
             }
-            let first = prompt("Enter new password: ")?;
-            if prompt("Re-enter new password for verification: ")? != first {
-                bail!("passwords do not match");
-            }
-            first
+            prompt_twice("Enter new password: ")?
         }
     };
     if password.is_empty() {

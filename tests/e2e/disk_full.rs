@@ -3,32 +3,17 @@
 //! one clear error, instead of trying (and warning about) every remaining file. Uses small tmpfs mounts
 //! (needs root; skipped with a message otherwise).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::ffi::OsStr;
+use std::path::Path;
 
-use crate::support::{stderr, Env};
+use crate::support::{file_sizes, mount, stderr, Env, Mount};
 use crate::tree_gen::{assert_same_tree, noise, write};
-
-/// Unmounts on drop, so a failing test leaves no mount behind.
-struct Mount(PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
 
 /// A tmpfs of `mib` MiB mounted at `path`, or `None` (with a message naming `test`) when that is not allowed.
 fn tmpfs(path: &Path, mib: u32, test: &str) -> Option<Mount> {
-    std::fs::create_dir_all(path).unwrap();
     let size = format!("size={mib}m");
-    match Command::new("mount").args(["-t", "tmpfs", "-o", &size, "tmpfs"]).arg(path).output() {
-        Ok(out) if out.status.success() => Some(Mount(path.to_path_buf())),
-        other => {
-            eprintln!("SKIPPED {test}: cannot mount a tmpfs ({other:?})");
-            None
-        }
-    }
+    let args: [&OsStr; 5] = ["-t", "tmpfs", "-o", &size, "tmpfs"].map(OsStr::new);
+    mount(&args, path, test)
 }
 
 #[test]
@@ -83,7 +68,7 @@ fn restore_onto_a_full_disk_stops_at_the_first_failed_write() {
     assert!(err.contains("No space left on device"), "{err}");
     // Stopped early: far fewer than the 200 files were even attempted past the point the disk filled, and
     // every file left there is whole (those cut short were removed).
-    let files = walk_files(&target);
+    let files = file_sizes(&target).len();
     assert!(files < 200, "{files} files restored onto a 4 MiB disk");
     for folder in 0..4 {
         for file in 0..50 {
@@ -97,15 +82,4 @@ fn restore_onto_a_full_disk_stops_at_the_first_failed_write() {
     let roomy = env.path("roomy");
     env.ok(&["restore", "latest", roomy.to_str().unwrap()]);
     assert_same_tree(&src, &roomy);
-}
-
-fn walk_files(dir: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => walk_files(&e.path()),
-            _ => 1,
-        })
-        .sum()
 }

@@ -2,20 +2,11 @@
 //! restoring and checking work without writing; a backup fails with one line that names the cause once.
 //! Uses a read-only bind mount (needs root; skipped with a message otherwise).
 
-use std::path::PathBuf;
+use std::ffi::OsStr;
 use std::process::Command;
 
-use crate::support::{stderr, Env};
+use crate::support::{mount, stderr, Env};
 use crate::tree_gen::{assert_same_tree, noise, write};
-
-/// Unmounts on drop, so a failing test leaves no mount behind.
-struct Mount(PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
 
 #[test]
 fn a_read_only_repository_can_be_read_and_refuses_backups_clearly() {
@@ -27,15 +18,9 @@ fn a_read_only_repository_can_be_read_and_refuses_backups_clearly() {
     env.snapshot(&src);
 
     let ro = env.path("ro");
-    std::fs::create_dir_all(&ro).unwrap();
-    let bound = Command::new("mount").arg("--bind").arg(env.repo()).arg(&ro).output();
-    if !matches!(&bound, Ok(out) if out.status.success()) {
-        eprintln!(
-            "SKIPPED a_read_only_repository_can_be_read_and_refuses_backups_clearly: cannot bind-mount ({bound:?})"
-        );
-        return;
-    }
-    let _mount = Mount(ro.clone());
+    let repo = env.repo();
+    let test = "a_read_only_repository_can_be_read_and_refuses_backups_clearly";
+    let Some(_mount) = mount(&[OsStr::new("--bind"), repo.as_os_str()], &ro, test) else { return };
     let remounted = Command::new("mount").args(["-o", "remount,ro,bind"]).arg(&ro).status().unwrap();
     assert!(remounted.success());
 

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{num, stderr, text, Env};
+use crate::support::{file_sizes, num, stderr, text, Env};
 use crate::tree_gen::{assert_same_tree, build_tree, noise, write, TreeSpec};
 
 /// A running `cairn server start` and what it printed.
@@ -149,7 +149,7 @@ fn two_users_back_up_concurrently_and_stay_apart() {
     // Bob backs up a copy of Alice's data: he proves he holds it (a keyed hash per chunk: a claim tells him
     // nothing he could not compute from what he holds, and his snapshot may name only content he showed he
     // holds), sends no chunk, and the repository keeps one copy.
-    let data_packs = || -> u64 { walk_sizes(&owner.repo().join("p")) };
+    let data_packs = || -> u64 { file_sizes(&owner.repo().join("p")).iter().sum() };
     let before = data_packs();
     write(&bob.path("src2/copy.bin"), &std::fs::read(a_src.join("big/large.bin")).unwrap());
     let copy = run_as(&bob, "bob-pw", &["snapshot", "create", bob.path("src2").to_str().unwrap(), "--json"]);
@@ -162,21 +162,6 @@ fn two_users_back_up_concurrently_and_stay_apart() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(std::fs::read(restored.join("copy.bin")).unwrap(), std::fs::read(a_src.join("big/large.bin")).unwrap());
     let _ = b_snap;
-}
-
-/// Bytes of every file below `dir`.
-fn walk_sizes(dir: &std::path::Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| match e.file_type() {
-                    Ok(t) if t.is_dir() => walk_sizes(&e.path()),
-                    _ => e.metadata().map(|m| m.len()).unwrap_or(0),
-                })
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 #[test]

@@ -106,3 +106,37 @@ pub fn tool_available(program: &str, arg: &str) -> bool {
     }
     found
 }
+
+/// A mount made by a test; unmounted on drop, so a failing test leaves no mount behind.
+pub struct Mount(PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Runs `mount ARGS… TARGET`, or returns `None` (with a message naming `test`) when that is not allowed
+/// (mounting needs root).
+pub fn mount(args: &[&std::ffi::OsStr], target: &Path, test: &str) -> Option<Mount> {
+    std::fs::create_dir_all(target).unwrap();
+    match Command::new("mount").args(args).arg(target).output() {
+        Ok(out) if out.status.success() => Some(Mount(target.to_path_buf())),
+        other => {
+            eprintln!("SKIPPED {test}: cannot mount ({other:?})");
+            None
+        }
+    }
+}
+
+/// The size of every file below `dir` (not descending into symlinks; nothing when `dir` is missing).
+pub fn file_sizes(dir: &Path) -> Vec<u64> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries
+        .flatten()
+        .flat_map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => file_sizes(&e.path()),
+            _ => vec![e.metadata().map(|m| m.len()).unwrap_or(0)],
+        })
+        .collect()
+}

@@ -16,7 +16,7 @@ use cairn_engine::tree::NodeKind;
 use cairn_engine::Repository;
 use cairn_transport::client::RemoteRepository;
 use cairn_transport::users;
-use support::serve;
+use support::{raw, serve, snapshot_of};
 
 fn backup(client: &RemoteRepository, dir: &std::path::Path, user: &str, host: &str) -> Snapshot {
     let source = Source { host: host.into(), user_name: user.into(), path: dir.display().to_string() };
@@ -122,8 +122,6 @@ fn admin_reads_isolated_content_and_only_admins_get_tenant_keys() {
 /// no content sent), the repository keeps one copy, and the user restores it.
 #[test]
 fn forged_references_grant_nothing_and_shared_content_still_deduplicates() {
-    use cairn_engine::access::PreparedBlob;
-    use cairn_engine::compress::Compression;
     use cairn_engine::crypto::keys::BlobClass;
     use cairn_engine::tree::ChunkList;
 
@@ -144,11 +142,9 @@ fn forged_references_grant_nothing_and_shared_content_still_deduplicates() {
     assert!(!secret_ids.is_empty());
 
     let bob_source = Source { host: "desk".into(), user_name: "bob".into(), path: "/forged".into() };
-    let forged = |root| Snapshot { root, ..snapshot_for(&bob_source) };
+    let forged = |root| snapshot_of(&bob_source, root);
     let list = ChunkList { level: 0, ids: secret_ids.clone() }.encode();
     let list_id = key.content_id(&list);
-    let raw =
-        |class, id, plaintext| PreparedBlob { class, id, plaintext, compression: Compression::None, compressed: &[] };
     let denied = |e: cairn_engine::Error| assert!(matches!(e, cairn_engine::Error::Denied(_)), "{e}");
 
     // A chunk list naming Alice's chunks: a snapshot of it is refused while the chunks it names have not
@@ -202,23 +198,6 @@ fn forged_references_grant_nothing_and_shared_content_still_deduplicates() {
     assert_eq!(session.claim(&[bob_snap.root]).unwrap(), vec![true]);
     session.store(raw(BlobClass::Data, bob_snap.root, &tree)).unwrap();
     let alice_source = Source { host: "laptop".into(), user_name: "alice".into(), path: "/relabelled".into() };
-    let relabelled = Snapshot { root: bob_snap.root, ..snapshot_for(&alice_source) };
+    let relabelled = snapshot_of(&alice_source, bob_snap.root);
     denied(session.commit(&relabelled).expect_err("a tree held only as data"));
-}
-
-fn snapshot_for(source: &Source) -> Snapshot {
-    Snapshot {
-        id: cairn_engine::ids::SnapshotId::random(),
-        source: source.clone(),
-        start_time: chrono::Utc::now(),
-        end_time: chrono::Utc::now(),
-        root: ContentId([0; 32]),
-        tags: Default::default(),
-        description: String::new(),
-        parent: None,
-        stats: Default::default(),
-        incomplete: false,
-        error_messages: Vec::new(),
-        tenant: None,
-    }
 }

@@ -6,37 +6,19 @@ mod support;
 
 use std::sync::Arc;
 
-use cairn_engine::access::{Access, PreparedBlob};
+use cairn_engine::access::Access;
 use cairn_engine::backup::{run_backup, BackupOptions, Progress};
-use cairn_engine::compress::Compression;
 use cairn_engine::crypto::keys::BlobClass;
 use cairn_engine::format::CreateOptions;
-use cairn_engine::snapshot::{Snapshot, SnapshotStats, Source};
+use cairn_engine::snapshot::{Snapshot, Source};
 use cairn_engine::storage::MemoryStorage;
 use cairn_engine::{ErrorKind, Repository};
 use cairn_transport::client::RemoteRepository;
 use cairn_transport::users;
-use support::serve;
+use support::{raw, serve, snapshot_of};
 
-fn snapshot_of(root: cairn_engine::ids::ContentId) -> Snapshot {
-    Snapshot {
-        id: cairn_engine::ids::SnapshotId::random(),
-        source: Source { host: "laptop".into(), user_name: "alice".into(), path: "/data".into() },
-        start_time: chrono::Utc::now(),
-        end_time: chrono::Utc::now(),
-        root,
-        tags: Default::default(),
-        description: String::new(),
-        parent: None,
-        stats: SnapshotStats::default(),
-        incomplete: false,
-        error_messages: Vec::new(),
-        tenant: None,
-    }
-}
-
-fn raw(class: BlobClass, id: cairn_engine::ids::ContentId, plaintext: &[u8]) -> PreparedBlob<'_> {
-    PreparedBlob { class, id, plaintext, compression: Compression::None, compressed: &[] }
+fn alice_snapshot(root: cairn_engine::ids::ContentId) -> Snapshot {
+    snapshot_of(&Source { host: "laptop".into(), user_name: "alice".into(), path: "/data".into() }, root)
 }
 
 /// A forged blob (its bytes do not hash to its id) and a metadata blob that is no tree are each refused,
@@ -63,7 +45,7 @@ fn forged_blobs_in_a_batch_are_refused() {
         assert_eq!(session.claim(&[good_id, id]).unwrap(), vec![true, true]);
         session.store(raw(BlobClass::Data, good_id, &good)).unwrap();
         session.store(raw(class, id, bytes)).unwrap();
-        let e = session.commit(&snapshot_of(good_id)).expect_err("a forged blob must fail the backup");
+        let e = session.commit(&alice_snapshot(good_id)).expect_err("a forged blob must fail the backup");
         assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
         assert!(e.to_string().contains(why), "{e}");
         assert!(repo.list_snapshots().unwrap().is_empty());

@@ -340,10 +340,9 @@ impl Conn {
         }
     }
 
-    /// Stored payloads of `ids`, each of which must be readable by this user (one that is not refuses them
-    /// all). Reading a reachable tree or chunk list makes what it references reachable.
+    /// Stored payloads of `ids`, which the caller checked this user may read ([`Conn::check_readable`]).
+    /// Reading a reachable tree or chunk list makes what it references reachable.
     fn read_payloads(&self, login: &Login, ids: &[ContentId]) -> Result<Vec<OutBlob>, (ErrorCode, String)> {
-        self.check_readable(login, ids)?;
         let repo = &self.ctx.repo;
         let payloads = repo.read_blob_payloads(ids).map_err(engine_err)?;
         let mut blobs = Vec::with_capacity(ids.len());
@@ -547,6 +546,7 @@ impl Conn {
                 Ok(Outgoing::Message(Response::Done))
             }
             Request::ReadBlob { id } => {
+                self.check_readable(login, &[id])?;
                 let OutBlob { compression, raw_len, payload } =
                     self.read_payloads(login, &[id])?.pop().ok_or_else(|| err(ErrorCode::Internal, "no blob read"))?;
                 Ok(Outgoing::Message(Response::Blob { compression, raw_len, payload: payload.to_vec().into() }))
@@ -555,6 +555,7 @@ impl Conn {
                 if ids.len() > MAX_READ_BLOBS {
                     return Err(err(ErrorCode::BadRequest, format!("more than {MAX_READ_BLOBS} ids")));
                 }
+                // Every id asked for was checked before the request was cut to what one reply carries.
                 Ok(Outgoing::Blobs(self.read_payloads(login, &ids)?))
             }
             Request::BlobSizes { ids } => {

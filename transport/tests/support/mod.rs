@@ -45,3 +45,41 @@ pub fn serve(repo: Arc<Repository>) -> Served {
     let addr = bound_rx.recv().unwrap();
     Served { url: format!("quic://{addr}"), fingerprint, stop: Some(stop), thread: Some(thread) }
 }
+
+/// A snapshot record of `source` with root `root`, as a client would commit it (not every test uses it).
+#[allow(dead_code)]
+pub fn snapshot_of(
+    source: &cairn_engine::snapshot::Source,
+    root: cairn_engine::ids::ContentId,
+) -> cairn_engine::snapshot::Snapshot {
+    cairn_engine::snapshot::Snapshot {
+        id: cairn_engine::ids::SnapshotId::random(),
+        source: source.clone(),
+        start_time: chrono::Utc::now(),
+        end_time: chrono::Utc::now(),
+        root,
+        tags: Default::default(),
+        description: String::new(),
+        parent: None,
+        stats: Default::default(),
+        incomplete: false,
+        error_messages: Vec::new(),
+        tenant: None,
+    }
+}
+
+/// A blob to store as its plaintext, uncompressed (not every test uses it).
+#[allow(dead_code)]
+pub fn raw(
+    class: cairn_engine::crypto::keys::BlobClass,
+    id: cairn_engine::ids::ContentId,
+    plaintext: &[u8],
+) -> cairn_engine::access::PreparedBlob<'_> {
+    cairn_engine::access::PreparedBlob {
+        class,
+        id,
+        plaintext,
+        compression: cairn_engine::compress::Compression::None,
+        compressed: &[],
+    }
+}
