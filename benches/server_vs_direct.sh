@@ -49,6 +49,9 @@ timed() { local out=$1; shift; /usr/bin/time -f '%U %S' -o "$work/$out.cpu" "${c
 cpu_of() { awk '{print $(NF-1) + $NF}' "$work/$1.cpu" | tail -n1; }
 server_cpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$server_pid/stat"; }
 warm() { find "$corpus" -type f -exec cat {} + >/dev/null; }
+# Before each measured command: write-back of earlier runs finished, and memory touched and released, so no
+# run pays for memory a virtual machine's balloon driver handed back to its host (benches/README.md).
+settle() { sync; python3 -c 'import sys; b = b"\x01" * (int(sys.argv[1]) << 20); del b' $(( 2 * size )); }
 # UDP bytes the client sent and received, from its debug log line about the connection.
 wire() { sed -n 's/.*datagrams sent (\([0-9]*\) bytes), [0-9]* received (\([0-9]*\) bytes).*/\1 \2/p' "$1" | tail -n1; }
 identical() { diff -r --no-dereference "$corpus" "$1" >/dev/null && echo yes || echo NO; }
@@ -58,9 +61,9 @@ for run in $(seq "$runs"); do
     rm -rf "$work/direct" "$work/served" "$work"/*.cfg "$work/direct-out" "$work/server-out"
     # Direct.
     CAIRN_PASSWORD=repo "$cairn" --config-file "$work/direct.cfg" repository create filesystem --path "$work/direct" 2>/dev/null
-    warm; t0=$(now)
+    warm; settle; t0=$(now)
     CAIRN_PASSWORD=repo timed direct-backup "$cairn" --config-file "$work/direct.cfg" snapshot create "$corpus" --json >"$work/direct.json"
-    t1=$(now)
+    t1=$(now); settle; r1=$(now)
     CAIRN_PASSWORD=repo timed direct-restore "$cairn" --config-file "$work/direct.cfg" restore latest "$work/direct-out" 2>/dev/null
     t2=$(now)
 
@@ -75,10 +78,10 @@ for run in $(seq "$runs"); do
     url=$(awk '/SERVER ADDRESS/{print $3}' "$work/server.log")
     CAIRN_PASSWORD=pw "$cairn" --config-file "$work/client.cfg" repository connect server --url "$url" \
         --server-cert-fingerprint "$fp" --override-username bench --override-hostname host 2>/dev/null
-    warm; c3=$(server_cpu); t3=$(now)
+    warm; settle; c3=$(server_cpu); t3=$(now)
     CAIRN_PASSWORD=pw timed server-backup "$cairn" --log-level debug --config-file "$work/client.cfg" \
         snapshot create "$corpus" --json >"$work/server.json" 2>"$work/server-backup.log"
-    t4=$(now); c4=$(server_cpu)
+    t4=$(now); c4=$(server_cpu); settle; r4=$(now)
     CAIRN_PASSWORD=pw timed server-restore "$cairn" --log-level debug --config-file "$work/client.cfg" \
         restore latest "$work/server-out" 2>"$work/server-restore.log"
     t5=$(now); c5=$(server_cpu)
@@ -86,20 +89,21 @@ for run in $(seq "$runs"); do
     rm -f "$work/cert.pem" "$work/key.pem"
 
     same=$( [[ $(identical "$work/direct-out") == yes && $(identical "$work/server-out") == yes ]] && echo yes || echo NO)
-    python3 - "$t0" "$t1" "$t2" "$t3" "$t4" "$t5" "$c3" "$c4" "$c5" "$work" "$same" \
+    python3 - "$t0" "$t1" "$r1" "$t2" "$t3" "$t4" "$r4" "$t5" "$c3" "$c4" "$c5" "$work" "$same" \
         "$(cpu_of direct-backup)" "$(cpu_of direct-restore)" "$(cpu_of server-backup)" "$(cpu_of server-restore)" \
         "$(wire "$work/server-backup.log")" "$(wire "$work/server-restore.log")" >>"$results" <<'PY'
 import json, sys
 a = sys.argv[1:]
-t, c, work, same = list(map(float, a[0:6])), list(map(float, a[6:9])), a[9], a[10]
-cpu = list(map(float, a[11:15]))
-wire_b, wire_r = (a[15].split() or ["0", "0"]), (a[16].split() or ["0", "0"])
+# t: direct backup start, end, restore start, end; served backup start, end, restore start, end.
+t, c, work, same = list(map(float, a[0:8])), list(map(float, a[8:11])), a[11], a[12]
+cpu = list(map(float, a[13:17]))
+wire_b, wire_r = (a[17].split() or ["0", "0"]), (a[18].split() or ["0", "0"])
 payload = json.load(open(f"{work}/server.json"))["stats"]["bytesStored"]
 stored = json.load(open(f"{work}/direct.json"))["stats"]["bytesStored"]
 # phase, direct s, server s, CPU direct, CPU client, CPU server, UDP sent, UDP received, payload, stored, same
-print("\t".join(map(str, ["backup", t[1] - t[0], t[4] - t[3], cpu[0], cpu[2], c[1] - c[0],
+print("\t".join(map(str, ["backup", t[1] - t[0], t[5] - t[4], cpu[0], cpu[2], c[1] - c[0],
                           wire_b[0], wire_b[1], payload, stored, same])))
-print("\t".join(map(str, ["restore", t[2] - t[1], t[5] - t[4], cpu[1], cpu[3], c[2] - c[1],
+print("\t".join(map(str, ["restore", t[3] - t[2], t[7] - t[6], cpu[1], cpu[3], c[2] - c[1],
                           wire_r[0], wire_r[1], 0, 0, same])))
 PY
     echo "run $run of $runs done" >&2

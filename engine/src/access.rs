@@ -56,6 +56,12 @@ pub trait BlobSession: Send + Sync {
     fn checks_storage(&self) -> bool {
         true
     }
+    /// Whether storing this claimed blob sends only a proof that the caller holds its plaintext (through a
+    /// server, for content the repository has but the user may not read yet), so that compressing it first
+    /// would be wasted work. A blob for which this says true may go to [`BlobSession::store`] uncompressed.
+    fn proves(&self, _id: &ContentId) -> bool {
+        false
+    }
     /// Stores a claimed blob; returns the bytes it will occupy (or did occupy on the wire).
     fn store(&self, blob: PreparedBlob<'_>) -> Result<u64>;
     /// Makes everything stored so far durable and indexed, then records `snapshot`.

@@ -514,6 +514,10 @@ impl BlobSession for RemoteSession {
         false
     }
 
+    fn proves(&self, id: &ContentId) -> bool {
+        self.prove.lock().unwrap_or_else(|p| p.into_inner()).contains(id)
+    }
+
     /// Adds the blob (or, for content the server has but this user may not read yet, a proof that the client
     /// holds it) to the next upload, and sends that once it is full. Returns the blob bytes sent (0 for a
     /// proof: nothing is stored).

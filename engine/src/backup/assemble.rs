@@ -15,9 +15,8 @@ use crossbeam_channel::Receiver;
 
 use super::stats::StageTimes;
 use super::window::Ticket;
-use super::Shared;
+use super::{compress_claimed, Shared};
 use crate::access::{PendingClaim, PreparedBlob};
-use crate::compress;
 use crate::crypto::keys::BlobClass;
 use crate::error::Error;
 use crate::ids::{ContentId, TreeId};
@@ -354,7 +353,8 @@ impl MetaStore<'_, '_> {
             if !claimed.first().copied().unwrap_or(false) {
                 return Ok(0);
             }
-            let compression = compress::compress_into(self.level, plaintext, &mut self.scratch);
+            let compression =
+                compress_claimed(self.shared.session.as_ref(), &id, self.level, plaintext, &mut self.scratch);
             let blob =
                 PreparedBlob { class: BlobClass::Metadata, id, plaintext, compression, compressed: &self.scratch };
             self.shared.session.store(blob)

@@ -40,7 +40,9 @@ use crossbeam_channel::bounded;
 
 use crate::access::{Access, BlobSession};
 use crate::chunker::Chunker;
+use crate::compress::{self, Compression};
 use crate::error::{Error, Result};
+use crate::ids::ContentId;
 use crate::ids::SnapshotId;
 use crate::snapshot::{Snapshot, Source, MAX_RECORDED_ERRORS};
 pub use stats::{Progress, StageReport};
@@ -95,6 +97,22 @@ pub const DEFAULT_MEMORY_BUDGET: usize = 32 << 20;
 /// Size of one read buffer (at least twice the largest chunk, so most of a buffer is cut before its tail is
 /// carried over).
 pub(crate) const READ_BLOCK: usize = 4 << 20;
+/// Compresses a claimed blob into `scratch` for [`BlobSession::store`], unless the session will send only a
+/// proof of it (then it goes uncompressed and `scratch` is left empty).
+fn compress_claimed(
+    session: &dyn BlobSession,
+    id: &ContentId,
+    level: i32,
+    plaintext: &[u8],
+    scratch: &mut Vec<u8>,
+) -> Compression {
+    if session.proves(id) {
+        scratch.clear();
+        return Compression::None;
+    }
+    compress::compress_into(level, plaintext, scratch)
+}
+
 /// Chunks a worker hashes before asking the session which of them to store.
 pub(crate) const CLAIM_BATCH: usize = 8;
 

@@ -306,10 +306,15 @@ fn stage_times_separate_encryption_from_waiting_for_storage() {
 }
 
 /// Repository access whose claims are answered a little later, as through a server, and whose sessions
-/// report the ids in `hidden` as not stored (as if their packs had been retired).
-struct LateClaims<'a>(&'a Repository, Arc<std::collections::HashSet<crate::ids::ContentId>>);
+/// report the ids in `hidden` as not stored (as if their packs had been retired). With `Some(proved)`, every
+/// claimed blob is one the session only proves it holds (as a server client does for another user's
+/// content), and the compression of each blob stored is recorded there.
+struct LateClaims<'a>(&'a Repository, Hidden, Option<Proved>);
 
-struct LateSession(Box<dyn crate::access::BlobSession>, Arc<std::collections::HashSet<crate::ids::ContentId>>);
+type Hidden = Arc<std::collections::HashSet<crate::ids::ContentId>>;
+type Proved = Arc<std::sync::Mutex<Vec<crate::compress::Compression>>>;
+
+struct LateSession(Box<dyn crate::access::BlobSession>, Hidden, Option<Proved>);
 
 impl crate::access::BlobSession for LateSession {
     fn claim(&self, ids: &[crate::ids::ContentId]) -> crate::Result<Vec<bool>> {
@@ -326,7 +331,13 @@ impl crate::access::BlobSession for LateSession {
     fn is_stored(&self, id: &crate::ids::ContentId) -> bool {
         !self.1.contains(id) && self.0.is_stored(id)
     }
+    fn proves(&self, _id: &crate::ids::ContentId) -> bool {
+        self.2.is_some()
+    }
     fn store(&self, blob: crate::access::PreparedBlob<'_>) -> crate::Result<u64> {
+        if let Some(proved) = &self.2 {
+            proved.lock().unwrap().push(blob.compression);
+        }
         self.0.store(blob)
     }
     fn commit(self: Box<Self>, snapshot: &Snapshot) -> crate::Result<()> {
@@ -360,7 +371,7 @@ impl Access for LateClaims<'_> {
         self.0.blob_sizes(ids)
     }
     fn open_session(&self, progress: Arc<Progress>) -> crate::Result<Box<dyn crate::access::BlobSession>> {
-        Ok(Box::new(LateSession(self.0.open_session(progress)?, self.1.clone())))
+        Ok(Box::new(LateSession(self.0.open_session(progress)?, self.1.clone(), self.2.clone())))
     }
 }
 
@@ -385,7 +396,7 @@ fn late_claim_answers_store_everything_once() {
     let repo = repository();
     let source = Source { host: "h".into(), user_name: "u".into(), path: src.path().display().to_string() };
     let outcome = run_backup(
-        &LateClaims(&repo, Default::default()),
+        &LateClaims(&repo, Default::default(), None),
         BackupOptions::new(src.path().to_path_buf(), source),
         Arc::new(Progress::default()),
     )
@@ -425,7 +436,7 @@ fn parent_reuse_of_a_listed_file_needs_every_chunk_stored() {
     let again = |hidden: Vec<crate::ids::ContentId>| {
         let mut options = BackupOptions::new(src.path().to_path_buf(), source.clone());
         options.parent = Some(first.clone());
-        let access = LateClaims(&repo, Arc::new(hidden.into_iter().collect()));
+        let access = LateClaims(&repo, Arc::new(hidden.into_iter().collect()), None);
         run_backup(&access, options, Arc::new(Progress::default())).unwrap().snapshot
     };
     let all_there = again(Vec::new());
@@ -433,4 +444,30 @@ fn parent_reuse_of_a_listed_file_needs_every_chunk_stored() {
     let one_gone = again(vec![chunks[chunks.len() / 2]]);
     assert_eq!(one_gone.stats.bytes_read, big.len() as u64, "read again: {:?}", one_gone.stats);
     assert_eq!(one_gone.root, first.root, "the same content, so the same tree");
+}
+
+/// Blobs a session will only prove it holds are not compressed first (the work would be thrown away): every
+/// blob, file chunks and trees alike, reaches the session uncompressed, however well it compresses.
+#[test]
+fn blobs_the_session_only_proves_are_not_compressed() {
+    let src = tempfile::tempdir().unwrap();
+    for f in 0..8 {
+        std::fs::write(src.path().join(format!("text-{f}")), format!("line {f} of a text\n").repeat(40_000)).unwrap();
+    }
+    let repo = repository();
+    let source = Source { host: "h".into(), user_name: "u".into(), path: src.path().display().to_string() };
+    let proved = Proved::default();
+    let access = LateClaims(&repo, Default::default(), Some(proved.clone()));
+    let snapshot =
+        run_backup(&access, BackupOptions::new(src.path().to_path_buf(), source), Arc::new(Progress::default()))
+            .unwrap()
+            .snapshot;
+    let proved = proved.lock().unwrap();
+    assert!(proved.len() > 8, "{} blobs", proved.len());
+    assert!(proved.iter().all(|c| *c == crate::compress::Compression::None), "{proved:?}");
+    assert!(snapshot.stats.bytes_stored >= snapshot.stats.bytes_read, "{:?}", snapshot.stats);
+
+    // A direct backup of the same files compresses them.
+    let direct = backup(&repository(), src.path(), 100_000, None);
+    assert!(direct.stats.bytes_stored < direct.stats.bytes_read / 10, "{:?}", direct.stats);
 }

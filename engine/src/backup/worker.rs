@@ -1,7 +1,8 @@
 //! The CPU stage, run by every thread of the worker pool: take a few chunks, hash each with the keyed
 //! BLAKE3, ask the session in one batch which of them are new, compress the new ones while they are hot in
-//! cache, and hand them to the session (which encrypts and packs them, or sends them to a server, and
-//! records how long that took and how long it waited for room).
+//! cache (not those the session will only prove it holds), and hand them to the session (which encrypts
+//! and packs them, or sends them or a proof to a server, and records how long that took and how long it
+//! waited for room).
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
@@ -12,9 +13,8 @@ use crossbeam_channel::{Receiver, Sender};
 use super::assemble::Event;
 use super::read::ChunkJob;
 use super::stats::StageTimes;
-use super::{Shared, CLAIM_BATCH};
+use super::{compress_claimed, Shared, CLAIM_BATCH};
 use crate::access::{PendingClaim, PreparedBlob};
-use crate::compress;
 use crate::crypto::keys::BlobClass;
 use crate::error::Result;
 use crate::ids::ContentId;
@@ -99,7 +99,7 @@ fn process_batch(
     let mut t = StageTimes::add(&stages.claim_wait, waiting);
     for ((job, id), new) in jobs.into_iter().zip(ids.iter()).zip(claimed) {
         if new {
-            let compression = compress::compress_into(level, &job.data, scratch);
+            let compression = compress_claimed(shared.session.as_ref(), id, level, &job.data, scratch);
             StageTimes::add(&stages.compress, t);
             // The session accounts for its own time: sealing as `encrypt`, waiting for room in its queue as
             // `worker_blocked`.

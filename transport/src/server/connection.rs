@@ -54,6 +54,9 @@ struct Conn {
 
 type Reply = Result<Response<'static>, (ErrorCode, String)>;
 
+/// Stored bytes of the blobs whose proofs of possession are checked with one storage read.
+const PROOF_READ_BYTES: usize = 1 << 20;
+
 /// What goes back on a stream: a message, or a read reply whose payloads are slices of the buffers the packs
 /// were read and decrypted in, sent as they are.
 enum Outgoing {
@@ -215,10 +218,13 @@ impl Conn {
                 if blobs.len() > MAX_PUT_BLOBS {
                     return Err(err(ErrorCode::BadRequest, format!("more than {MAX_PUT_BLOBS} blobs")));
                 }
-                // The blobs are checked one after the other: one plaintext at a time.
+                // The blobs are checked one after the other: one plaintext at a time, plus the stored content
+                // of up to PROOF_READ_BYTES of proofs read together (twice that: a ranged read may span gaps).
                 let largest = blobs.iter().map(|b| b.raw_len as usize).max().unwrap_or(0);
+                let proven: usize =
+                    blobs.iter().filter(|b| b.compression == PROOF_OF_POSSESSION).map(|b| b.raw_len as usize).sum();
                 held.push(body_permit);
-                held.push(self.reserve_plaintext(largest).await?);
+                held.push(self.reserve_plaintext(largest + 2 * proven.min(PROOF_READ_BYTES)).await?);
             }
             _ => held.push(body_permit),
         }
@@ -366,12 +372,12 @@ impl Conn {
         session: &Arc<Box<dyn BlobSession>>,
         blob: UploadBlob<'_>,
     ) -> Result<(), (ErrorCode, String)> {
-        let UploadBlob { class, id, compression, raw_len, payload } = blob;
-        let class = BlobClass::from_byte(class).map_err(engine_err)?;
-        // A blob counts as held in the class it arrives as: the same bytes sent as data pay for no tree.
-        if compression == PROOF_OF_POSSESSION {
-            return self.prove(login, class, id, raw_len, &payload);
+        if blob.compression == PROOF_OF_POSSESSION {
+            return self.prove(login, vec![blob]);
         }
+        let UploadBlob { class, id, compression, raw_len, payload } = blob;
+        // A blob counts as held in the class it arrives as: the same bytes sent as data pay for no tree.
+        let class = BlobClass::from_byte(class).map_err(engine_err)?;
         let compression = Compression::from_byte(compression).map_err(engine_err)?;
         let plain = compress::decompress_borrowed(compression, &payload, raw_len as usize, &format!("blob {id}"))
             .map_err(engine_err)?;
@@ -404,43 +410,60 @@ impl Conn {
         }
     }
 
-    /// Checks a proof that the client holds the content `id` names (which the repository has): the keyed
+    /// Checks proofs that the client holds the content each id names (which the repository has): the keyed
     /// hash of the stored plaintext under this connection's proof key. Nothing is stored; the user may then
-    /// read it and name it.
-    fn prove(
-        &self,
-        login: &Login,
-        class: BlobClass,
-        id: ContentId,
-        raw_len: u32,
-        proof: &[u8],
-    ) -> Result<(), (ErrorCode, String)> {
-        let repo = &self.ctx.repo;
+    /// read that content and name it. The stored content is read in groups of at most [`PROOF_READ_BYTES`]
+    /// (neighbours in a pack with one ranged read: on an object store, one request per run, not per chunk).
+    fn prove(&self, login: &Login, proofs: Vec<UploadBlob<'_>>) -> Result<(), (ErrorCode, String)> {
         // One answer for every refusal, so a refused proof tells nothing about the blob (not even its size).
-        let refused = || err(ErrorCode::Corrupt, format!("proof of possession for blob {id} does not match"));
-        // Only for what this connection was asked to prove, once.
-        if !lock(&self.to_prove).remove(&id) {
-            return Err(refused());
+        let refused =
+            |id: ContentId| err(ErrorCode::Corrupt, format!("proof of possession for blob {id} does not match"));
+        let mut checked: Vec<(BlobClass, ContentId, [u8; 32], usize)> = Vec::with_capacity(proofs.len());
+        {
+            let index = self.ctx.repo.index();
+            for UploadBlob { class, id, raw_len, payload, .. } in proofs {
+                let class = BlobClass::from_byte(class).map_err(engine_err)?;
+                // Only for what this connection was asked to prove, once.
+                if !lock(&self.to_prove).remove(&id) {
+                    return Err(refused(id));
+                }
+                // The declared length is what the plaintext budget was reserved for.
+                let Some(stored) = index.get(&id).filter(|l| l.raw_len == raw_len).map(|l| l.stored_len as usize)
+                else {
+                    return Err(refused(id));
+                };
+                let proof: [u8; 32] = payload.as_ref().try_into().map_err(|_| refused(id))?;
+                checked.push((class, id, proof, stored));
+            }
         }
-        // The declared length is what the plaintext budget was reserved for.
-        if repo.index().get(&id).is_none_or(|l| l.raw_len != raw_len) {
-            return Err(refused());
+        let mut rest = &checked[..];
+        while !rest.is_empty() {
+            let mut take = 1;
+            let mut bytes = rest[0].3;
+            while take < rest.len() && bytes + rest[take].3 <= PROOF_READ_BYTES {
+                bytes += rest[take].3;
+                take += 1;
+            }
+            let (group, after) = rest.split_at(take);
+            rest = after;
+            let ids: Vec<ContentId> = group.iter().map(|(_, id, _, _)| *id).collect();
+            let payloads = self.ctx.repo.read_blob_payloads(&ids).map_err(engine_err)?;
+            for ((class, id, proof, _), (compression, raw_len, payload)) in group.iter().zip(payloads) {
+                let plain =
+                    compress::decompress_borrowed(compression, &payload, raw_len as usize, &format!("blob {id}"))
+                        .map_err(engine_err)?;
+                // Named under this user's hashing key (an isolated user proves only its own ids).
+                content::verify_id(&login.hashing, id, &plain).map_err(|_| refused(*id))?;
+                // blake3::Hash compares in constant time.
+                if blake3::keyed_hash(&self.proof_key, &plain) != blake3::Hash::from_bytes(*proof) {
+                    return Err(refused(*id));
+                }
+                if *class == BlobClass::Metadata {
+                    self.owe_references(login, &plain);
+                }
+                lock(&self.readable).uploaded(*id, *class);
+            }
         }
-        let (compression, raw_len, payload) =
-            repo.read_blob_payloads(&[id]).map_err(engine_err)?.pop().ok_or_else(refused)?;
-        let plain = compress::decompress_borrowed(compression, &payload, raw_len as usize, &format!("blob {id}"))
-            .map_err(engine_err)?;
-        // Named under this user's hashing key (an isolated user proves only its own ids).
-        content::verify_id(&login.hashing, &id, &plain).map_err(|_| refused())?;
-        let proof: [u8; 32] = proof.try_into().map_err(|_| refused())?;
-        // blake3::Hash compares in constant time.
-        if blake3::keyed_hash(&self.proof_key, &plain) != blake3::Hash::from_bytes(proof) {
-            return Err(refused());
-        }
-        if class == BlobClass::Metadata {
-            self.owe_references(login, &plain);
-        }
-        lock(&self.readable).uploaded(id, class);
         Ok(())
     }
 
@@ -480,9 +503,12 @@ impl Conn {
             Request::PutBlobs { blobs } => {
                 // Their count was checked before the request was handed here (`read_and_dispatch`).
                 let session = self.session()?;
+                let (proofs, blobs): (Vec<_>, Vec<_>) =
+                    blobs.into_iter().partition(|b| b.compression == PROOF_OF_POSSESSION);
                 for blob in blobs {
                     self.put(login, &session, blob)?;
                 }
+                self.prove(login, proofs)?;
                 Ok(Outgoing::Message(Response::Done))
             }
             Request::ListSnapshots => {
