@@ -4,28 +4,32 @@
 # the direct path, the CPU seconds each side used, the bytes the client sent (chunk payload and UDP), and
 # the share the server path could reach at best on shared cores given the CPU both sides used.
 #
-#   benches/server_vs_direct.sh [--size-mib N] [--corpus DIR] [--pin] [--runs N]
+#   benches/server_vs_direct.sh [--size-mib N] [--corpus DIR] [--pin] [--runs N] [--prefault-mib N]
 #
 # By default client and server share all cores, so the server path pays for both sides' work on the same
 # cores. --pin models separate machines instead: the direct runs and the client get the first half of the
 # cores (taskset), the server the other half. --runs N (default 1) repeats direct and served runs in turn
-# (fresh repositories each time) and reports medians with the range.
+# (fresh repositories each time) and reports medians with the range. Before each measured command it writes
+# and releases --prefault-mib of memory (default twice the corpus; 0 turns it off), as compare.sh does.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 size=1024
 corpus=""
 pin=no
 runs=1
+prefault=""
 while [[ $# -gt 0 ]]; do
     case $1 in
         --size-mib) size=$2; shift 2 ;;
         --corpus) corpus=$2; shift 2 ;;
         --pin) pin=yes; shift ;;
         --runs) runs=$2; shift 2 ;;
-        *) echo "usage: $0 [--size-mib N] [--corpus DIR] [--pin] [--runs N]" >&2; exit 2 ;;
+        --prefault-mib) prefault=$2; shift 2 ;;
+        *) echo "usage: $0 [--size-mib N] [--corpus DIR] [--pin] [--runs N] [--prefault-mib N]" >&2; exit 2 ;;
     esac
 done
 [[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "--runs takes a positive number" >&2; exit 2; }
+[[ -z $prefault || $prefault =~ ^[0-9]+$ ]] || { echo "--prefault-mib takes a number" >&2; exit 2; }
 client_on=() server_on=()
 if [[ $pin == yes ]]; then
     cores=$(nproc)
@@ -43,6 +47,8 @@ cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p cairn-cli
 cairn="$root/target/release/cairn"
 export CAIRN_DISABLE_KEYRING=1
 bytes=$(du -sb "$corpus" | cut -f1)
+[[ -n $prefault ]] || prefault=$(( 2 * bytes >> 20 ))
+prefault=$(( 10#$prefault ))
 now() { date +%s.%N; }
 # CPU seconds: of a client command (user + system, from /usr/bin/time), and of the server so far (/proc).
 timed() { local out=$1; shift; /usr/bin/time -f '%U %S' -o "$work/$out.cpu" "${client_on[@]}" "$@"; }
@@ -51,7 +57,12 @@ server_cpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/
 warm() { find "$corpus" -type f -exec cat {} + >/dev/null; }
 # Before each measured command: write-back of earlier runs finished, and memory touched and released, so no
 # run pays for memory a virtual machine's balloon driver handed back to its host (benches/README.md).
-settle() { sync; python3 -c 'import sys; b = b"\x01" * (int(sys.argv[1]) << 20); del b' $(( 2 * size )); }
+settle() {
+    sync
+    (( prefault > 0 )) || return 0
+    python3 -c 'import sys; b = b"\x01" * (int(sys.argv[1]) << 20); del b' "$prefault" \
+        || echo "(could not prefault $prefault MiB of memory; continuing)" >&2
+}
 # UDP bytes the client sent and received, from its debug log line about the connection.
 wire() { sed -n 's/.*datagrams sent (\([0-9]*\) bytes), [0-9]* received (\([0-9]*\) bytes).*/\1 \2/p' "$1" | tail -n1; }
 identical() { diff -r --no-dereference "$corpus" "$1" >/dev/null && echo yes || echo NO; }

@@ -352,23 +352,37 @@ const COALESCE_GAP: u64 = 256 << 10;
 /// Longest coalesced read.
 const COALESCE_MAX: u64 = 16 << 20;
 
-/// Splits locations sorted by (class, pack, offset) into runs that one ranged read can serve.
+/// Splits locations sorted by (class, pack, offset) into runs that one ranged read can serve. A run never
+/// fetches more bytes between its blobs than the blobs themselves hold, so a read is at most twice the bytes
+/// asked for (callers size memory budgets on that: a server reply, a server checking proofs), however the
+/// blobs asked for are scattered.
 fn coalesce(sorted: &[(usize, Location)]) -> Vec<&[(usize, Location)]> {
     let mut runs = Vec::new();
     let mut begin = 0;
+    // Of the current run: bytes of its blobs (an id asked twice counted once), bytes of the gaps between them.
+    let (mut useful, mut wasted) = (0u64, 0u64);
     for i in 1..=sorted.len() {
-        let split = match (sorted.get(i), sorted.get(begin)) {
-            (Some((_, next)), Some((_, first))) => {
-                let prev = &sorted[i - 1].1;
-                let prev_end = prev.offset as u64 + prev.stored_len as u64;
-                next.pack != first.pack
-                    || next.class != first.class
-                    || next.offset as u64 > prev_end + COALESCE_GAP
-                    || next.offset as u64 + next.stored_len as u64 - first.offset as u64 > COALESCE_MAX
+        let first = &sorted[begin].1;
+        if i == begin + 1 {
+            (useful, wasted) = (first.stored_len as u64, 0);
+        }
+        let joins = sorted.get(i).is_some_and(|(_, next)| {
+            let prev = &sorted[i - 1].1;
+            let prev_end = prev.offset as u64 + prev.stored_len as u64;
+            let gap = (next.offset as u64).saturating_sub(prev_end);
+            let adds = if next.offset == prev.offset { 0 } else { next.stored_len as u64 };
+            let joins = next.pack == first.pack
+                && next.class == first.class
+                && gap <= COALESCE_GAP
+                && wasted + gap <= useful + adds
+                && next.offset as u64 + next.stored_len as u64 - first.offset as u64 <= COALESCE_MAX;
+            if joins {
+                useful += adds;
+                wasted += gap;
             }
-            _ => true,
-        };
-        if split {
+            joins
+        });
+        if !joins {
             runs.push(&sorted[begin..i]);
             begin = i;
         }
@@ -381,6 +395,53 @@ mod tests {
     use super::*;
     use crate::records::RecordKind;
     use crate::storage::MemoryStorage;
+
+    fn at(offset: u32, stored_len: u32) -> (usize, Location) {
+        let loc = Location {
+            class: BlobClass::Data,
+            pack: PackId([7; 16]),
+            offset,
+            stored_len,
+            raw_len: stored_len,
+            compression: Compression::None,
+        };
+        (0, loc)
+    }
+
+    fn read_sizes(sorted: &[(usize, Location)]) -> Vec<(usize, u64)> {
+        coalesce(sorted)
+            .iter()
+            .map(|run| {
+                let first = run[0].1.offset as u64;
+                let end = run.iter().map(|(_, l)| l.offset as u64 + l.stored_len as u64).max().unwrap();
+                (run.len(), end - first)
+            })
+            .collect()
+    }
+
+    /// Neighbours share a read; a gap is fetched only while the run's own blobs outweigh what it throws away,
+    /// so tiny blobs scattered through a pack are never read as one large range.
+    #[test]
+    fn coalesced_reads_are_at_most_twice_the_bytes_asked_for() {
+        let close = [at(0, 1000), at(1000, 1000), at(2500, 1000), at(2500, 1000)];
+        assert_eq!(read_sizes(&close), vec![(4, 3500)]);
+        // 100-byte blobs 200 KiB apart: each gap is under COALESCE_GAP, but fetching it would waste more
+        // than the blobs hold.
+        let scattered: Vec<_> = (0..256).map(|i| at(i * (200 << 10), 100)).collect();
+        let sizes = read_sizes(&scattered);
+        assert_eq!(sizes.len(), 256, "{sizes:?}");
+        // Large blobs carry small gaps along.
+        let large: Vec<_> = (0..8).map(|i| at(i * (600 << 10), 500 << 10)).collect();
+        assert_eq!(read_sizes(&large), vec![(8, 7 * (600 << 10) + (500 << 10))]);
+        for runs in [&close[..], &scattered, &large] {
+            for run in coalesce(runs) {
+                let asked: u64 = run.iter().map(|(_, l)| l.stored_len as u64).sum();
+                let first = run[0].1.offset as u64;
+                let end = run.iter().map(|(_, l)| l.offset as u64 + l.stored_len as u64).max().unwrap();
+                assert!(end - first <= 2 * asked, "{} bytes read for {asked}", end - first);
+            }
+        }
+    }
 
     #[test]
     fn a_password_change_keeps_everything_and_needs_the_current_password() {

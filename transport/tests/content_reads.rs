@@ -159,16 +159,28 @@ fn forged_references_grant_nothing_and_shared_content_still_deduplicates() {
     assert!(e.to_string().contains("was never sent"), "{e}");
     denied(bob.read_blobs(&secret_ids).expect_err("still unreadable"));
 
-    // Claiming them: Bob is asked to prove he holds them (the repository has them, not for him). A proof
-    // made from other bytes is refused.
+    // Claiming them: Bob is asked to prove he holds them (the repository has them, not for him), so his
+    // client will not compress them; new content it must send. A proof made from other bytes is refused,
+    // with an answer that names no blob, and no proof of its request takes effect: a right proof of another
+    // id sent with it grants nothing either (what the user may read afterwards never tells which check
+    // failed).
     let bob = RemoteRepository::connect(&served.url, &served.fingerprint, "bob@desk", "bob-pw").unwrap();
     let session = bob.open_session(Arc::new(Progress::default())).unwrap();
-    assert!(session.claim(&secret_ids).unwrap().iter().all(|missing| *missing), "asked for what he cannot read");
+    let fresh = key.content_id(b"bob's own bytes");
+    let mut asked = secret_ids.clone();
+    asked.push(fresh);
+    assert!(session.claim(&asked).unwrap().iter().all(|missing| *missing), "asked for what he cannot read");
+    assert!(secret_ids.iter().all(|id| session.proves(id)), "proofs, not chunks");
+    assert!(!session.proves(&fresh), "new content is sent");
     let len = repo.blob_sizes(&secret_ids[..1]).unwrap()[0].unwrap() as usize;
     let guess = vec![b'?'; len];
     session.store(raw(BlobClass::Data, secret_ids[0], &guess)).unwrap();
+    let right = repo.read_blob(&secret_ids[1]).unwrap();
+    session.store(raw(BlobClass::Data, secret_ids[1], &right)).unwrap();
     let e = session.commit(&forged(list_id)).expect_err("a wrong proof");
-    assert!(e.to_string().contains("does not match"), "{e}");
+    assert!(e.to_string().contains("a proof of possession does not match"), "{e}");
+    assert!(secret_ids.iter().all(|id| !e.to_string().contains(&id.to_string())), "names a blob: {e}");
+    denied(bob.read_blobs(&secret_ids[1..2]).expect_err("the right proof took no effect"));
     denied(bob.read_blobs(&secret_ids).expect_err("still unreadable"));
 
     // Alice's root tree as the root of a snapshot of Bob's.
@@ -202,4 +214,42 @@ fn forged_references_grant_nothing_and_shared_content_still_deduplicates() {
     let alice_source = Source { host: "laptop".into(), user_name: "alice".into(), path: "/relabelled".into() };
     let relabelled = snapshot_of(&alice_source, bob_snap.root);
     denied(session.commit(&relabelled).expect_err("a tree held only as data"));
+}
+
+/// A zstd payload must be smaller than its plaintext (Cairn stores a blob raw otherwise): a client cannot
+/// make the repository store and read back a chunk inflated with padding frames.
+#[test]
+fn inflated_compressed_payloads_are_refused() {
+    use cairn_engine::access::PreparedBlob;
+    use cairn_engine::compress::Compression;
+    use cairn_engine::crypto::keys::BlobClass;
+
+    let repo = Arc::new(Repository::create(Arc::new(MemoryStorage::new()), b"pw", &CreateOptions::default()).unwrap());
+    users::add(&repo, "alice@laptop", "alice-pw", false, false).unwrap();
+    let served = serve(repo.clone());
+    let plaintext = vec![b'a'; 100];
+    let mut padded = Vec::new();
+    assert_eq!(cairn_engine::compress::compress_into(3, &plaintext, &mut padded), Compression::Zstd);
+    // A skippable frame: magic 0x184D2A50, a length, that many bytes ignored by the decoder.
+    padded.extend_from_slice(&0x184D_2A50u32.to_le_bytes());
+    padded.extend_from_slice(&1000u32.to_le_bytes());
+    padded.extend_from_slice(&[0; 1000]);
+    let unpacked = cairn_engine::compress::decompress(Compression::Zstd, &padded, plaintext.len(), "t").unwrap();
+    assert_eq!(unpacked, plaintext, "a valid zstd stream");
+    let id = repo.hashing_key().content_id(&plaintext);
+    let alice = RemoteRepository::connect(&served.url, &served.fingerprint, "alice@laptop", "alice-pw").unwrap();
+    let session = alice.open_session(Arc::new(Progress::default())).unwrap();
+    assert_eq!(session.claim(&[id]).unwrap(), vec![true]);
+    let blob = PreparedBlob {
+        class: BlobClass::Data,
+        id,
+        plaintext: &plaintext,
+        compression: Compression::Zstd,
+        compressed: &padded,
+    };
+    session.store(blob).unwrap();
+    let source = Source { host: "laptop".into(), user_name: "alice".into(), path: "/padded".into() };
+    let e = session.commit(&snapshot_of(&source, id)).expect_err("an inflated payload");
+    assert!(e.to_string().contains("not smaller than its plaintext"), "{e}");
+    assert!(!repo.index().contains(&id), "nothing stored");
 }

@@ -312,7 +312,7 @@ fn stage_times_separate_encryption_from_waiting_for_storage() {
 struct LateClaims<'a>(&'a Repository, Hidden, Option<Proved>);
 
 type Hidden = Arc<std::collections::HashSet<crate::ids::ContentId>>;
-type Proved = Arc<std::sync::Mutex<Vec<crate::compress::Compression>>>;
+type Proved = Arc<std::sync::Mutex<Vec<(crate::crypto::keys::BlobClass, crate::compress::Compression)>>>;
 
 struct LateSession(Box<dyn crate::access::BlobSession>, Hidden, Option<Proved>);
 
@@ -336,7 +336,7 @@ impl crate::access::BlobSession for LateSession {
     }
     fn store(&self, blob: crate::access::PreparedBlob<'_>) -> crate::Result<u64> {
         if let Some(proved) = &self.2 {
-            proved.lock().unwrap().push(blob.compression);
+            proved.lock().unwrap().push((blob.class, blob.compression));
         }
         self.0.store(blob)
     }
@@ -451,8 +451,10 @@ fn parent_reuse_of_a_listed_file_needs_every_chunk_stored() {
 #[test]
 fn blobs_the_session_only_proves_are_not_compressed() {
     let src = tempfile::tempdir().unwrap();
-    for f in 0..8 {
-        std::fs::write(src.path().join(format!("text-{f}")), format!("line {f} of a text\n").repeat(40_000)).unwrap();
+    for f in 0..200 {
+        // Long, alike names make a folder tree that compresses well.
+        let name = format!("a-rather-long-file-name-that-repeats-{f:04}.txt");
+        std::fs::write(src.path().join(name), format!("line {f} of a text\n").repeat(2_000)).unwrap();
     }
     let repo = repository();
     let source = Source { host: "h".into(), user_name: "u".into(), path: src.path().display().to_string() };
@@ -463,11 +465,15 @@ fn blobs_the_session_only_proves_are_not_compressed() {
             .unwrap()
             .snapshot;
     let proved = proved.lock().unwrap();
-    assert!(proved.len() > 8, "{} blobs", proved.len());
-    assert!(proved.iter().all(|c| *c == crate::compress::Compression::None), "{proved:?}");
+    let trees = proved.iter().filter(|(class, _)| *class == crate::crypto::keys::BlobClass::Metadata).count();
+    assert!(proved.len() > 200 && trees > 0, "{} blobs, {trees} trees", proved.len());
+    assert!(proved.iter().all(|(_, c)| *c == crate::compress::Compression::None), "{proved:?}");
     assert!(snapshot.stats.bytes_stored >= snapshot.stats.bytes_read, "{:?}", snapshot.stats);
 
-    // A direct backup of the same files compresses them.
-    let direct = backup(&repository(), src.path(), 100_000, None);
+    // A direct backup of the same files compresses the chunks and the folder's tree.
+    let direct_repo = repository();
+    let direct = backup(&direct_repo, src.path(), 100_000, None);
     assert!(direct.stats.bytes_stored < direct.stats.bytes_read / 10, "{:?}", direct.stats);
+    let root = direct_repo.index().get(&direct.root).unwrap();
+    assert_eq!(root.compression, crate::compress::Compression::Zstd);
 }

@@ -10,6 +10,7 @@ use cairn_engine::compress::{self, Compression};
 use cairn_engine::content;
 use cairn_engine::crypto::keys::{BlobClass, HashingKey};
 use cairn_engine::ids::ContentId;
+use cairn_engine::index::Location;
 use cairn_engine::snapshot::Snapshot;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -53,6 +54,18 @@ struct Conn {
 }
 
 type Reply = Result<Response<'static>, (ErrorCode, String)>;
+
+/// A proof that held: the blob the connection then holds, as which class, and what it names (a user's tree).
+struct Proven {
+    id: ContentId,
+    class: BlobClass,
+    named: Vec<(ContentId, BlobClass)>,
+}
+
+/// Whether a metadata blob's plaintext is a folder's tree record or a chunk list.
+fn is_tree_or_list(plain: &[u8]) -> bool {
+    cairn_engine::tree::TreeRecord::decode(plain).is_ok() || cairn_engine::tree::ChunkList::decode(plain).is_ok()
+}
 
 /// Stored bytes of the blobs whose proofs of possession are checked with one storage read.
 const PROOF_READ_BYTES: usize = 1 << 20;
@@ -175,6 +188,20 @@ impl Conn {
         (keep, 2 * total)
     }
 
+    /// The budget that checking the proofs among `blobs` (compression byte, id) needs for the stored content
+    /// it reads: [`PROOF_READ_BYTES`] of blobs at a time (a larger blob alone), and a coalesced read is at
+    /// most twice its blobs' bytes. Sized from the index, not from lengths the client declares.
+    fn proof_share(&self, blobs: &[(u8, ContentId)]) -> usize {
+        let index = self.ctx.repo.index();
+        let (mut total, mut largest) = (0usize, 0usize);
+        for (_, id) in blobs.iter().filter(|(compression, _)| *compression == PROOF_OF_POSSESSION) {
+            let stored = index.get(id).map_or(0, |l| l.stored_len as usize);
+            total += stored;
+            largest = largest.max(stored);
+        }
+        (2 * total).min((2 * PROOF_READ_BYTES).max(largest))
+    }
+
     async fn read_and_dispatch(
         self: &Arc<Self>,
         recv: &mut quinn::RecvStream,
@@ -210,21 +237,22 @@ impl Conn {
                 drop(body_permit);
                 held.push(self.reserve(self.reply_share(std::slice::from_ref(id)).1).await?);
             }
-            Request::PutBlob { raw_len, .. } => {
+            Request::PutBlob { raw_len, compression, id, .. } => {
+                let proof = self.proof_share(&[(*compression, *id)]);
                 held.push(body_permit);
-                held.push(self.reserve_plaintext(*raw_len as usize).await?);
+                held.push(self.reserve_plaintext(*raw_len as usize + proof).await?);
             }
             Request::PutBlobs { blobs } => {
                 if blobs.len() > MAX_PUT_BLOBS {
                     return Err(err(ErrorCode::BadRequest, format!("more than {MAX_PUT_BLOBS} blobs")));
                 }
                 // The blobs are checked one after the other: one plaintext at a time, plus the stored content
-                // of up to PROOF_READ_BYTES of proofs read together (twice that: a ranged read may span gaps).
+                // read to check the proofs among them.
                 let largest = blobs.iter().map(|b| b.raw_len as usize).max().unwrap_or(0);
-                let proven: usize =
-                    blobs.iter().filter(|b| b.compression == PROOF_OF_POSSESSION).map(|b| b.raw_len as usize).sum();
+                let proofs: Vec<(u8, ContentId)> = blobs.iter().map(|b| (b.compression, b.id)).collect();
+                let proof = self.proof_share(&proofs);
                 held.push(body_permit);
-                held.push(self.reserve_plaintext(largest + 2 * proven.min(PROOF_READ_BYTES)).await?);
+                held.push(self.reserve_plaintext(largest + proof).await?);
             }
             _ => held.push(body_permit),
         }
@@ -379,13 +407,19 @@ impl Conn {
         // A blob counts as held in the class it arrives as: the same bytes sent as data pay for no tree.
         let class = BlobClass::from_byte(class).map_err(engine_err)?;
         let compression = Compression::from_byte(compression).map_err(engine_err)?;
+        // Cairn compresses a blob only when that makes it smaller; a larger zstd payload (padded with skippable
+        // frames, say) would be stored and read back at its inflated size.
+        if compression == Compression::Zstd && payload.len() >= raw_len as usize {
+            return Err(err(
+                ErrorCode::BadRequest,
+                format!("blob {id}: compressed payload not smaller than its plaintext"),
+            ));
+        }
         let plain = compress::decompress_borrowed(compression, &payload, raw_len as usize, &format!("blob {id}"))
             .map_err(engine_err)?;
         content::verify_id(&login.hashing, &id, &plain).map_err(engine_err)?;
         if class == BlobClass::Metadata {
-            if cairn_engine::tree::TreeRecord::decode(&plain).is_err()
-                && cairn_engine::tree::ChunkList::decode(&plain).is_err()
-            {
+            if !is_tree_or_list(&plain) {
                 return Err(err(ErrorCode::Corrupt, "metadata blob is neither a tree nor a chunk list"));
             }
             self.owe_references(login, &plain);
@@ -412,36 +446,49 @@ impl Conn {
 
     /// Checks proofs that the client holds the content each id names (which the repository has): the keyed
     /// hash of the stored plaintext under this connection's proof key. Nothing is stored; the user may then
-    /// read that content and name it. The stored content is read in groups of at most [`PROOF_READ_BYTES`]
-    /// (neighbours in a pack with one ranged read: on an object store, one request per run, not per chunk).
+    /// read that content and name it. The stored content is read in pack order, [`PROOF_READ_BYTES`] of blobs
+    /// at a time (neighbours in a pack with one ranged read: on an object store, one request per run, not
+    /// per chunk).
+    ///
+    /// Every refusal is the same answer and leaves the same state: all of the request's ids are taken off
+    /// the ids to prove before anything is checked, and a proof takes effect only when every proof of the
+    /// request held, so neither the answer nor what the user may read afterwards tells which check failed
+    /// (not even a blob's size).
     fn prove(&self, login: &Login, proofs: Vec<UploadBlob<'_>>) -> Result<(), (ErrorCode, String)> {
-        // One answer for every refusal, so a refused proof tells nothing about the blob (not even its size).
-        let refused =
-            |id: ContentId| err(ErrorCode::Corrupt, format!("proof of possession for blob {id} does not match"));
-        let mut checked: Vec<(BlobClass, ContentId, [u8; 32], usize)> = Vec::with_capacity(proofs.len());
+        let refused = || err(ErrorCode::Corrupt, "a proof of possession does not match");
+        if proofs.is_empty() {
+            return Ok(());
+        }
+        let mut asked = Vec::with_capacity(proofs.len());
         {
-            let index = self.ctx.repo.index();
-            for UploadBlob { class, id, raw_len, payload, .. } in proofs {
-                let class = BlobClass::from_byte(class).map_err(engine_err)?;
-                // Only for what this connection was asked to prove, once.
-                if !lock(&self.to_prove).remove(&id) {
-                    return Err(refused(id));
-                }
-                // The declared length is what the plaintext budget was reserved for.
-                let Some(stored) = index.get(&id).filter(|l| l.raw_len == raw_len).map(|l| l.stored_len as usize)
-                else {
-                    return Err(refused(id));
-                };
-                let proof: [u8; 32] = payload.as_ref().try_into().map_err(|_| refused(id))?;
-                checked.push((class, id, proof, stored));
+            let mut to_prove = lock(&self.to_prove);
+            for p in &proofs {
+                asked.push(to_prove.remove(&p.id));
             }
         }
+        let mut checked: Vec<(BlobClass, ContentId, [u8; 32], Location)> = Vec::with_capacity(proofs.len());
+        {
+            let index = self.ctx.repo.index();
+            for (UploadBlob { class, id, raw_len, payload, .. }, asked) in proofs.into_iter().zip(asked) {
+                let class = BlobClass::from_byte(class).map_err(|_| refused())?;
+                // Only for what this connection was asked to prove, once; the declared length is what the
+                // plaintext budget was reserved for.
+                let location = index.get(&id).filter(|l| asked && l.raw_len == raw_len).ok_or_else(refused)?;
+                let proof: [u8; 32] = payload.as_ref().try_into().map_err(|_| refused())?;
+                checked.push((class, id, proof, location));
+            }
+        }
+        checked.sort_by(|a, b| {
+            (a.3.class.to_byte(), a.3.pack, a.3.offset).cmp(&(b.3.class.to_byte(), b.3.pack, b.3.offset))
+        });
+        // What each proof, once all are checked, makes the connection hold and owe.
+        let mut proven: Vec<Proven> = Vec::with_capacity(checked.len());
         let mut rest = &checked[..];
         while !rest.is_empty() {
             let mut take = 1;
-            let mut bytes = rest[0].3;
-            while take < rest.len() && bytes + rest[take].3 <= PROOF_READ_BYTES {
-                bytes += rest[take].3;
+            let mut bytes = rest[0].3.stored_len as usize;
+            while take < rest.len() && bytes + rest[take].3.stored_len as usize <= PROOF_READ_BYTES {
+                bytes += rest[take].3.stored_len as usize;
                 take += 1;
             }
             let (group, after) = rest.split_at(take);
@@ -453,16 +500,28 @@ impl Conn {
                     compress::decompress_borrowed(compression, &payload, raw_len as usize, &format!("blob {id}"))
                         .map_err(engine_err)?;
                 // Named under this user's hashing key (an isolated user proves only its own ids).
-                content::verify_id(&login.hashing, id, &plain).map_err(|_| refused(*id))?;
+                content::verify_id(&login.hashing, id, &plain).map_err(|_| refused())?;
                 // blake3::Hash compares in constant time.
                 if blake3::keyed_hash(&self.proof_key, &plain) != blake3::Hash::from_bytes(*proof) {
-                    return Err(refused(*id));
+                    return Err(refused());
                 }
+                // Held as a tree only if it is one, as for an upload; what a user's tree names is owed.
+                let mut named = Vec::new();
                 if *class == BlobClass::Metadata {
-                    self.owe_references(login, &plain);
+                    if !is_tree_or_list(&plain) {
+                        return Err(refused());
+                    }
+                    if !login.admin {
+                        named = references(&plain);
+                    }
                 }
-                lock(&self.readable).uploaded(*id, *class);
+                proven.push(Proven { id: *id, class: *class, named });
             }
+        }
+        let mut readable = lock(&self.readable);
+        for Proven { id, class, named } in proven {
+            readable.owe(named);
+            readable.uploaded(id, class);
         }
         Ok(())
     }
