@@ -70,6 +70,7 @@ done
 
 [[ $SIZE_MIB =~ ^[0-9]+$ && $SIZE_MIB -gt 0 ]] || die "--size-mib must be a positive integer"
 [[ $RUNS =~ ^[0-9]+$ && $RUNS -gt 0 ]] || die "--runs must be a positive integer"
+SIZE_MIB=$(( 10#$SIZE_MIB ))
 [[ -n $PREFAULT_MIB ]] || PREFAULT_MIB=$(( 2 * SIZE_MIB ))
 [[ $PREFAULT_MIB =~ ^[0-9]+$ ]] || die "--prefault-mib must be a non-negative integer"
 PREFAULT_MIB=$(( 10#$PREFAULT_MIB ))
@@ -278,7 +279,10 @@ restored_root() {  # restored_root TOOL TARGET -> where the corpus contents ende
 prefault() {
     local free_mib mib=$PREFAULT_MIB
     free_mib=$(awk '/^MemFree:/ {print int($2 / 1024)}' /proc/meminfo 2>/dev/null || echo 0)
-    (( mib > free_mib - 512 )) && mib=$(( free_mib - 512 ))
+    if (( mib > free_mib - 512 )); then
+        mib=$(( free_mib - 512 ))
+        log "  (prefaulting only ${mib} MiB: ${free_mib} MiB of memory free)"
+    fi
     (( mib > 0 )) || return 0
     python3 -c 'import sys; b = b"\x01" * (int(sys.argv[1]) << 20); del b' "$mib" \
         || log "  (could not prefault $mib MiB of memory; continuing)"

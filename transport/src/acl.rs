@@ -25,9 +25,19 @@ pub fn owns_source(user: &str, admin: bool, source: &Source) -> bool {
     admin || format!("{}@{}", source.user_name, source.host) == user
 }
 
+/// The most ids one connection may owe at once (about 40-50 bytes each). Honest clients owe only what is
+/// on its way on parallel streams; a tree naming millions of ids that never arrive is refused instead of
+/// growing the connection's memory.
+pub const MAX_OWED: usize = 1 << 20;
+
 /// The ids a tree or chunk list `plaintext` references, each with the class it is named as: a folder's tree,
 /// a file's chunk list and a folder's pages are metadata, a file's chunks data (none when it is neither).
 pub fn references(plaintext: &[u8]) -> Vec<(ContentId, BlobClass)> {
+    tree_references(plaintext).unwrap_or_default()
+}
+
+/// Like [`references`], or `None` when `plaintext` is neither a tree record nor a chunk list.
+pub fn tree_references(plaintext: &[u8]) -> Option<Vec<(ContentId, BlobClass)>> {
     let mut out = Vec::new();
     if let Ok(record) = TreeRecord::decode(plaintext) {
         match record {
@@ -50,8 +60,10 @@ pub fn references(plaintext: &[u8]) -> Vec<(ContentId, BlobClass)> {
     } else if let Ok(list) = ChunkList::decode(plaintext) {
         let class = if list.level == 0 { BlobClass::Data } else { BlobClass::Metadata };
         out.extend(list.ids.into_iter().map(|id| (id, class)));
+    } else {
+        return None;
     }
-    out
+    Some(out)
 }
 
 /// What a connection may read, and what it still owes. Each id is held as the class it was reached or
@@ -99,9 +111,17 @@ impl Readable {
     /// An uploaded or proven tree or chunk list names `references`: those not held as the class they are
     /// named as are owed until they arrive. (Refusing them at once would refuse honest clients whose claims
     /// and uploads travel on parallel streams and arrive out of order; a snapshot waits for them instead.)
-    pub fn owe(&mut self, references: Vec<(ContentId, BlobClass)>) {
-        let owed: Vec<(ContentId, BlobClass)> = references.into_iter().filter(|r| !self.holds(r)).collect();
+    ///
+    /// Owes nothing and returns false when that would make more than [`MAX_OWED`] ids owed.
+    #[must_use]
+    pub fn owe(&mut self, references: impl IntoIterator<Item = (ContentId, BlobClass)>) -> bool {
+        let owed: Vec<(ContentId, BlobClass)> =
+            references.into_iter().filter(|r| !self.holds(r) && !self.owed.contains(r)).collect();
+        if self.owed.len() + owed.len() > MAX_OWED {
+            return false;
+        }
         self.owed.extend(owed);
+        true
     }
 
     /// `id` arrived as `class` (uploaded and checked, or proven held).
@@ -161,7 +181,7 @@ mod tests {
     fn what_a_tree_names_is_owed_until_it_arrives_as_that_class() {
         let mut r = Readable::default();
         r.reach(id(6));
-        r.owe(vec![(id(5), BlobClass::Metadata), (id(6), BlobClass::Metadata)]);
+        assert!(r.owe(vec![(id(5), BlobClass::Metadata), (id(6), BlobClass::Metadata)]));
         assert_eq!(r.owes(), Some(id(5)), "held ids are not owed");
         // The same bytes sent as data do not pay for a chunk list named where a tree goes.
         r.uploaded(id(5), BlobClass::Data);
@@ -170,6 +190,21 @@ mod tests {
         r.uploaded(id(5), BlobClass::Metadata);
         assert_eq!(r.owes(), None);
         assert!(r.may_be_root(&id(5)));
+
+        // Owing more than MAX_OWED at once is refused and owes nothing; the same ids named twice count once.
+        let many = |from: u32, n: u32| {
+            (from..from + n).map(|i| {
+                let mut bytes = [0u8; 32];
+                bytes[..4].copy_from_slice(&i.to_le_bytes());
+                bytes[4] = 0xee;
+                (ContentId(bytes), BlobClass::Data)
+            })
+        };
+        assert!(r.owe(many(0, MAX_OWED as u32 - 1)));
+        assert!(r.owe(many(0, MAX_OWED as u32 - 1)), "already owed");
+        assert!(!r.owe(many(MAX_OWED as u32, 2)));
+        assert!(r.owe(many(MAX_OWED as u32, 1)));
+        assert_eq!(r.owed.len(), MAX_OWED);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use cairn_engine::snapshot::Snapshot;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{ServerContext, CONNECTION_BUDGET, PLAINTEXT_BUDGET};
-use crate::acl::{owns_source, references, Readable};
+use crate::acl::{owns_source, tree_references, Readable, MAX_OWED};
 use crate::protocol::frame::{decode_body, encode_blobs_frame, frame_length, OutBlob};
 use crate::protocol::{
     encode_frame, ErrorCode, Request, Response, UploadBlob, MAX_BATCH, MAX_PUT_BLOBS, MAX_READ_BLOBS,
@@ -55,16 +55,9 @@ struct Conn {
 
 type Reply = Result<Response<'static>, (ErrorCode, String)>;
 
-/// A proof that held: the blob the connection then holds, as which class, and what it names (a user's tree).
-struct Proven {
-    id: ContentId,
-    class: BlobClass,
-    named: Vec<(ContentId, BlobClass)>,
-}
-
-/// Whether a metadata blob's plaintext is a folder's tree record or a chunk list.
-fn is_tree_or_list(plain: &[u8]) -> bool {
-    cairn_engine::tree::TreeRecord::decode(plain).is_ok() || cairn_engine::tree::ChunkList::decode(plain).is_ok()
+/// The answer when uploaded or proven trees name more ids that have not arrived than a connection may owe.
+fn too_many_owed() -> (ErrorCode, String) {
+    err(ErrorCode::BadRequest, format!("uploaded trees name more than {MAX_OWED} blobs that have not arrived"))
 }
 
 /// Stored bytes of the blobs whose proofs of possession are checked with one storage read.
@@ -419,10 +412,14 @@ impl Conn {
             .map_err(engine_err)?;
         content::verify_id(&login.hashing, &id, &plain).map_err(engine_err)?;
         if class == BlobClass::Metadata {
-            if !is_tree_or_list(&plain) {
+            let Some(named) = tree_references(&plain) else {
                 return Err(err(ErrorCode::Corrupt, "metadata blob is neither a tree nor a chunk list"));
+            };
+            // A user's trees may name only content the user holds: what the user may read, or what this
+            // connection must then send (or prove it holds) before its snapshot is accepted.
+            if !login.admin && !lock(&self.readable).owe(named) {
+                return Err(too_many_owed());
             }
-            self.owe_references(login, &plain);
         }
         let told = lock(&self.claimed).remove(&id);
         let store = told || session.claim(&[id]).map_err(engine_err)?.first().copied().unwrap_or(false);
@@ -434,14 +431,6 @@ impl Conn {
         // What this client uploaded it may read back (e.g. trees of its next backup's parent).
         lock(&self.readable).uploaded(id, class);
         Ok(())
-    }
-
-    /// A user's trees may name only content the user holds: what the user may read, or what this connection
-    /// must then send (or prove it holds) before its snapshot is accepted.
-    fn owe_references(&self, login: &Login, tree: &[u8]) {
-        if !login.admin {
-            lock(&self.readable).owe(references(tree));
-        }
     }
 
     /// Checks proofs that the client holds the content each id names (which the repository has): the keyed
@@ -481,8 +470,15 @@ impl Conn {
         checked.sort_by(|a, b| {
             (a.3.class.to_byte(), a.3.pack, a.3.offset).cmp(&(b.3.class.to_byte(), b.3.pack, b.3.offset))
         });
-        // What each proof, once all are checked, makes the connection hold and owe.
-        let mut proven: Vec<Proven> = Vec::with_capacity(checked.len());
+        // What the proofs, once all are checked, make the connection hold and owe.
+        let mut proven: Vec<(ContentId, BlobClass)> = Vec::with_capacity(checked.len());
+        let mut named: HashSet<(ContentId, BlobClass)> = HashSet::new();
+        // A stored blob that cannot be read or unpacked is the repository's trouble, not the client's: logged
+        // here, and one answer that names no blob (it is reached only once a declared length matched).
+        let unreadable = |e: cairn_engine::Error| {
+            tracing::warn!("checking a proof of possession: {e}");
+            err(ErrorCode::Internal, "the stored content to check a proof of possession against could not be read")
+        };
         let mut rest = &checked[..];
         while !rest.is_empty() {
             let mut take = 1;
@@ -494,11 +490,11 @@ impl Conn {
             let (group, after) = rest.split_at(take);
             rest = after;
             let ids: Vec<ContentId> = group.iter().map(|(_, id, _, _)| *id).collect();
-            let payloads = self.ctx.repo.read_blob_payloads(&ids).map_err(engine_err)?;
+            let payloads = self.ctx.repo.read_blob_payloads(&ids).map_err(unreadable)?;
             for ((class, id, proof, _), (compression, raw_len, payload)) in group.iter().zip(payloads) {
                 let plain =
                     compress::decompress_borrowed(compression, &payload, raw_len as usize, &format!("blob {id}"))
-                        .map_err(engine_err)?;
+                        .map_err(unreadable)?;
                 // Named under this user's hashing key (an isolated user proves only its own ids).
                 content::verify_id(&login.hashing, id, &plain).map_err(|_| refused())?;
                 // blake3::Hash compares in constant time.
@@ -506,21 +502,23 @@ impl Conn {
                     return Err(refused());
                 }
                 // Held as a tree only if it is one, as for an upload; what a user's tree names is owed.
-                let mut named = Vec::new();
                 if *class == BlobClass::Metadata {
-                    if !is_tree_or_list(&plain) {
-                        return Err(refused());
-                    }
+                    let Some(references) = tree_references(&plain) else { return Err(refused()) };
                     if !login.admin {
-                        named = references(&plain);
+                        named.extend(references);
+                        if named.len() > MAX_OWED {
+                            return Err(too_many_owed());
+                        }
                     }
                 }
-                proven.push(Proven { id: *id, class: *class, named });
+                proven.push((*id, *class));
             }
         }
         let mut readable = lock(&self.readable);
-        for Proven { id, class, named } in proven {
-            readable.owe(named);
+        if !readable.owe(named) {
+            return Err(too_many_owed());
+        }
+        for (id, class) in proven {
             readable.uploaded(id, class);
         }
         Ok(())
