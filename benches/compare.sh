@@ -274,18 +274,12 @@ restored_root() {  # restored_root TOOL TARGET -> where the corpus contents ende
 # host (virtio-balloon free page reporting), the next process to touch that memory pays the host's page
 # faults inside its own system time (measured here: 0.6-1.5 s per GiB); a restore, which fills a GiB of page
 # cache, paid anything between 0 and 1.3 s depending on what the previous phase had freed. Touching the
-# memory first gives every tool and phase the same start. At most the free memory less 512 MiB is touched,
-# so the warm corpus stays in the page cache.
+# memory first gives every tool and phase the same start (benches/prefault.py: at most the free memory less
+# 512 MiB, so the warm corpus stays in the page cache).
 prefault() {
-    local free_mib mib=$PREFAULT_MIB
-    free_mib=$(awk '/^MemFree:/ {print int($2 / 1024)}' /proc/meminfo 2>/dev/null || echo 0)
-    if (( mib > free_mib - 512 )); then
-        mib=$(( free_mib - 512 ))
-        log "  (prefaulting only ${mib} MiB: ${free_mib} MiB of memory free)"
-    fi
-    (( mib > 0 )) || return 0
-    python3 -c 'import sys; b = b"\x01" * (int(sys.argv[1]) << 20); del b' "$mib" \
-        || log "  (could not prefault $mib MiB of memory; continuing)"
+    (( PREFAULT_MIB > 0 )) || return 0
+    python3 "$SCRIPT_DIR/prefault.py" "$PREFAULT_MIB" \
+        || log "  (could not prefault $PREFAULT_MIB MiB of memory; continuing)"
 }
 
 # run_timed LOGPREFIX cmd... : sets WALL_S, RSS_KIB, CPU_S (user + system), RC. stdout/stderr go to LOGPREFIX.{out,err}.

@@ -59,15 +59,8 @@ warm() { find "$corpus" -type f -exec cat {} + >/dev/null; }
 # run pays for memory a virtual machine's balloon driver handed back to its host (benches/README.md).
 settle() {
     sync
-    local free_mib mib=$prefault
-    free_mib=$(awk '/^MemFree:/ {print int($2 / 1024)}' /proc/meminfo 2>/dev/null || echo 0)
-    if (( mib > free_mib - 512 )); then
-        mib=$(( free_mib - 512 ))
-        echo "(prefaulting only ${mib} MiB: ${free_mib} MiB of memory free)" >&2
-    fi
-    (( mib > 0 )) || return 0
-    python3 -c 'import sys; b = b"\x01" * (int(sys.argv[1]) << 20); del b' "$mib" \
-        || echo "(could not prefault $mib MiB of memory; continuing)" >&2
+    (( prefault > 0 )) || return 0
+    python3 "$root/benches/prefault.py" "$prefault" || echo "(could not prefault $prefault MiB of memory; continuing)" >&2
 }
 # UDP bytes the client sent and received, from its debug log line about the connection.
 wire() { sed -n 's/.*datagrams sent (\([0-9]*\) bytes), [0-9]* received (\([0-9]*\) bytes).*/\1 \2/p' "$1" | tail -n1; }

@@ -55,6 +55,14 @@ struct Conn {
 
 type Reply = Result<Response<'static>, (ErrorCode, String)>;
 
+/// A proof that passed the cheap checks: the class it claims, the blob, the proof, where the blob is stored.
+struct Claimed {
+    class: BlobClass,
+    id: ContentId,
+    proof: [u8; 32],
+    location: Location,
+}
+
 /// The answer when uploaded or proven trees name more ids that have not arrived than a connection may owe.
 fn too_many_owed() -> (ErrorCode, String) {
     err(ErrorCode::BadRequest, format!("uploaded trees name more than {MAX_OWED} blobs that have not arrived"))
@@ -181,13 +189,13 @@ impl Conn {
         (keep, 2 * total)
     }
 
-    /// The budget that checking the proofs among `blobs` (compression byte, id) needs for the stored content
-    /// it reads: [`PROOF_READ_BYTES`] of blobs at a time (a larger blob alone), and a coalesced read is at
-    /// most twice its blobs' bytes. Sized from the index, not from lengths the client declares.
-    fn proof_share(&self, blobs: &[(u8, ContentId)]) -> usize {
+    /// The budget that checking the proofs of `proven` ids needs for the stored content it reads:
+    /// [`PROOF_READ_BYTES`] of blobs at a time (a larger blob alone), and a coalesced read is at most twice
+    /// its blobs' bytes. Sized from the index, not from lengths the client declares.
+    fn proof_share<'a>(&self, proven: impl Iterator<Item = &'a ContentId>) -> usize {
         let index = self.ctx.repo.index();
         let (mut total, mut largest) = (0usize, 0usize);
-        for (_, id) in blobs.iter().filter(|(compression, _)| *compression == PROOF_OF_POSSESSION) {
+        for id in proven {
             let stored = index.get(id).map_or(0, |l| l.stored_len as usize);
             total += stored;
             largest = largest.max(stored);
@@ -231,7 +239,10 @@ impl Conn {
                 held.push(self.reserve(self.reply_share(std::slice::from_ref(id)).1).await?);
             }
             Request::PutBlob { raw_len, compression, id, .. } => {
-                let proof = self.proof_share(&[(*compression, *id)]);
+                let proof = match *compression == PROOF_OF_POSSESSION {
+                    true => self.proof_share(std::iter::once(id)),
+                    false => 0,
+                };
                 held.push(body_permit);
                 held.push(self.reserve_plaintext(*raw_len as usize + proof).await?);
             }
@@ -242,8 +253,8 @@ impl Conn {
                 // The blobs are checked one after the other: one plaintext at a time, plus the stored content
                 // read to check the proofs among them.
                 let largest = blobs.iter().map(|b| b.raw_len as usize).max().unwrap_or(0);
-                let proofs: Vec<(u8, ContentId)> = blobs.iter().map(|b| (b.compression, b.id)).collect();
-                let proof = self.proof_share(&proofs);
+                let proof =
+                    self.proof_share(blobs.iter().filter(|b| b.compression == PROOF_OF_POSSESSION).map(|b| &b.id));
                 held.push(body_permit);
                 held.push(self.reserve_plaintext(largest + proof).await?);
             }
@@ -455,7 +466,7 @@ impl Conn {
                 asked.push(to_prove.remove(&p.id));
             }
         }
-        let mut checked: Vec<(BlobClass, ContentId, [u8; 32], Location)> = Vec::with_capacity(proofs.len());
+        let mut checked: Vec<Claimed> = Vec::with_capacity(proofs.len());
         {
             let index = self.ctx.repo.index();
             for (UploadBlob { class, id, raw_len, payload, .. }, asked) in proofs.into_iter().zip(asked) {
@@ -464,12 +475,10 @@ impl Conn {
                 // plaintext budget was reserved for.
                 let location = index.get(&id).filter(|l| asked && l.raw_len == raw_len).ok_or_else(refused)?;
                 let proof: [u8; 32] = payload.as_ref().try_into().map_err(|_| refused())?;
-                checked.push((class, id, proof, location));
+                checked.push(Claimed { class, id, proof, location });
             }
         }
-        checked.sort_by(|a, b| {
-            (a.3.class.to_byte(), a.3.pack, a.3.offset).cmp(&(b.3.class.to_byte(), b.3.pack, b.3.offset))
-        });
+        checked.sort_by_key(|c| (c.location.class.to_byte(), c.location.pack, c.location.offset));
         // What the proofs, once all are checked, make the connection hold and owe.
         let mut proven: Vec<(ContentId, BlobClass)> = Vec::with_capacity(checked.len());
         let mut named: HashSet<(ContentId, BlobClass)> = HashSet::new();
@@ -482,16 +491,16 @@ impl Conn {
         let mut rest = &checked[..];
         while !rest.is_empty() {
             let mut take = 1;
-            let mut bytes = rest[0].3.stored_len as usize;
-            while take < rest.len() && bytes + rest[take].3.stored_len as usize <= PROOF_READ_BYTES {
-                bytes += rest[take].3.stored_len as usize;
+            let mut bytes = rest[0].location.stored_len as usize;
+            while take < rest.len() && bytes + rest[take].location.stored_len as usize <= PROOF_READ_BYTES {
+                bytes += rest[take].location.stored_len as usize;
                 take += 1;
             }
             let (group, after) = rest.split_at(take);
             rest = after;
-            let ids: Vec<ContentId> = group.iter().map(|(_, id, _, _)| *id).collect();
+            let ids: Vec<ContentId> = group.iter().map(|c| c.id).collect();
             let payloads = self.ctx.repo.read_blob_payloads(&ids).map_err(unreadable)?;
-            for ((class, id, proof, _), (compression, raw_len, payload)) in group.iter().zip(payloads) {
+            for (Claimed { class, id, proof, .. }, (compression, raw_len, payload)) in group.iter().zip(payloads) {
                 let plain =
                     compress::decompress_borrowed(compression, &payload, raw_len as usize, &format!("blob {id}"))
                         .map_err(unreadable)?;
