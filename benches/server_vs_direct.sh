@@ -116,7 +116,9 @@ print("\t".join(map(str, ["backup", t[1] - t[0], t[5] - t[4], cpu[0], cpu[2], c[
 print("\t".join(map(str, ["restore", t[3] - t[2], t[7] - t[6], cpu[1], cpu[3], c[2] - c[1],
                           wire_r[0], wire_r[1], 0, 0, same])))
 PY
-    echo "run $run of $runs done" >&2
+    tail -n 2 "$results" | awk -v run="$run" -v runs="$runs" '
+        { line = line sprintf("%s%s %.2f s direct, %.2f s served (%.0f %%)", NR > 1 ? "; " : "", $1, $2, $3, $2 / $3 * 100) }
+        END { printf "run %s of %s: %s\n", run, runs, line }' >&2
 done
 
 python3 - "$bytes" "$results" "$runs" "$pin" \

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::support::{num, stderr, text, Env};
+use crate::support::{count_files, num, stderr, text, Env};
 use crate::tree_gen::{assert_same_tree, noise, write};
 
 /// A source of `generation`: fixed files plus files that change with every generation.
@@ -55,22 +55,6 @@ fn assert_same_content(expected: &Path, actual: &Path) {
         assert_eq!(pa, pb);
         assert!(da == db, "{} differs", pa.display());
     }
-}
-
-/// Visible blobs under `dir`: hidden `.tmp-*` files are writes still in progress (the storage never lists
-/// them), and counting them made the kill test stop a backup before its index blob existed.
-fn count_files(dir: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    entries
-        .flatten()
-        .map(|e| {
-            if e.path().is_dir() {
-                count_files(&e.path())
-            } else {
-                usize::from(!e.file_name().to_string_lossy().starts_with('.'))
-            }
-        })
-        .sum()
 }
 
 /// Restores every snapshot in `kept` and compares it with its generation, rebuilt in a scratch folder.

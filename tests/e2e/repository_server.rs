@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{file_sizes, num, stderr, text, Env};
+use crate::support::{count_files, file_sizes, num, stderr, text, Env};
 use crate::tree_gen::{assert_same_tree, build_tree, noise, write, TreeSpec};
 
 /// A running `cairn server start` and what it printed.
@@ -210,19 +210,34 @@ fn killed_client_leaves_the_repository_consistent() {
     owner.ok(&["server", "user", "add", "dave@pc", "--user-password", "dave-pw"]);
     let server = start_server(&owner);
     let dave = client(&server, "dave", "pc", "dave-pw");
-    write(&dave.path("src/a.bin"), &noise(1, 48 << 20));
-    write(&dave.path("src/b.bin"), &noise(2, 48 << 20));
     let src = dave.path("src");
-    let mut child = dave
-        .cmd()
-        .env("CAIRN_PASSWORD", "dave-pw")
-        .args(["snapshot", "create", src.to_str().unwrap()])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    let _ = child.kill();
-    let _ = child.wait();
+    let packs = owner.repo().join("p");
+    // Kill the client once the server has stored a pack of its backup, so the kill lands mid-backup
+    // whatever the machine's speed (a fixed delay let a fast machine finish first). A backup that still
+    // finished before the kill is retried with new data.
+    let mut finished = 0;
+    let killed = (1..=5).any(|attempt| {
+        write(&dave.path("src/a.bin"), &noise(2 * attempt, 48 << 20));
+        write(&dave.path("src/b.bin"), &noise(2 * attempt + 1, 48 << 20));
+        let before = count_files(&packs);
+        let mut child = dave
+            .cmd()
+            .env("CAIRN_PASSWORD", "dave-pw")
+            .args(["snapshot", "create", src.to_str().unwrap()])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        while count_files(&packs) == before && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        if status.success() {
+            finished += 1;
+        }
+        std::os::unix::process::ExitStatusExt::signal(&status) == Some(9)
+    });
+    assert!(killed, "every backup finished before the client could be killed");
     // The next backup completes and everything restores.
     let out = run_as(&dave, "dave-pw", &["snapshot", "create", src.to_str().unwrap(), "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -230,9 +245,10 @@ fn killed_client_leaves_the_repository_consistent() {
     let out = run_as(&dave, "dave-pw", &["restore", "latest", restored.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_same_tree(&src, &restored);
-    // The repository opened directly lists exactly the one complete snapshot.
+    // The repository opened directly lists exactly the complete snapshots, and checks clean.
     let list = owner.json(&["snapshot", "list", "--all", "--json"]);
-    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list.as_array().unwrap().len(), finished + 1);
+    owner.ok(&["repository", "check"]);
 }
 
 #[test]

@@ -140,3 +140,19 @@ pub fn file_sizes(dir: &Path) -> Vec<u64> {
         })
         .collect()
 }
+
+/// Visible blobs under `dir`: hidden `.tmp-*` files are writes still in progress (the storage never lists
+/// them), and counting them made the kill test stop a backup before its index blob existed.
+pub fn count_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| {
+            if e.path().is_dir() {
+                count_files(&e.path())
+            } else {
+                usize::from(!e.file_name().to_string_lossy().starts_with('.'))
+            }
+        })
+        .sum()
+}

@@ -117,7 +117,10 @@ pub async fn handle(ctx: Arc<ServerContext>, conn: quinn::Connection) {
                     let state = state.clone();
                     streams.spawn(async move { state.stream(send, recv).await });
                 }
-                Err(_) => break,
+                Err(e) => {
+                    tracing::debug!("connection from {} ended: {e}", state.peer);
+                    break;
+                }
             },
             Some(_) = streams.join_next(), if !streams.is_empty() => {}
         }
