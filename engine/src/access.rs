@@ -98,7 +98,8 @@ pub trait Access: Send + Sync {
     fn compression_level(&self) -> i32;
     /// Every snapshot this caller may see, oldest first.
     fn list_snapshots(&self) -> Result<Vec<Snapshot>>;
-    /// Records a snapshot (after its session finished).
+    /// Records a new snapshot (after its session finished). Refuses an id that exists or a record larger
+    /// than [`crate::snapshot::MAX_SNAPSHOT_BYTES`].
     fn write_snapshot(&self, snap: &Snapshot) -> Result<()>;
     fn delete_snapshot(&self, id: &SnapshotId) -> Result<()>;
     /// A blob's plaintext, verified against its id.

@@ -209,7 +209,7 @@ impl Access for Repository {
     }
 
     fn write_snapshot(&self, snap: &Snapshot) -> Result<()> {
-        Ok(self.storage.put(&snapshot_name(&snap.id), &snap.seal(&self.keys))?)
+        snap.store_new(self.storage.as_ref(), &self.keys)
     }
 
     fn delete_snapshot(&self, id: &SnapshotId) -> Result<()> {

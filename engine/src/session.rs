@@ -28,7 +28,7 @@ use crate::index::{self, Index};
 use crate::marker;
 use crate::pack::{PackBuilder, PackEntry, PACK_MAGIC};
 use crate::repository::IndexHandle;
-use crate::snapshot::{snapshot_name, Snapshot};
+use crate::snapshot::Snapshot;
 use crate::storage::{BlobWriter, Storage};
 
 /// Packs stored per index blob written during a session (so an interrupted backup's uploads are reused).
@@ -202,7 +202,7 @@ impl BlobSession for LocalSession {
         self.shared.write_index(&rest)?;
         // Refuse to commit if maintenance could have taken this session for dead meanwhile.
         self.beating.confirm()?;
-        self.shared.storage.put(&snapshot_name(&snapshot.id), &snapshot.seal(&self.shared.keys))?;
+        snapshot.store_new(self.shared.storage.as_ref(), &self.shared.keys)?;
         self.beating.stop();
         // Dropping `self` deletes the marker, now that the snapshot is stored.
         Ok(())

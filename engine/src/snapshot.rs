@@ -10,6 +10,7 @@ use crate::crypto::aead;
 use crate::crypto::keys::KeySet;
 use crate::error::{Error, Result};
 use crate::ids::{SnapshotId, TreeId};
+use crate::storage::Storage;
 
 /// Largest snapshot record accepted (its error list is capped well below).
 pub const MAX_SNAPSHOT_BYTES: u64 = 4 << 20;
@@ -106,6 +107,29 @@ impl Snapshot {
         aead::seal(keys.metadata_key(), &aad(&snapshot_name(&self.id)), &json)
     }
 
+    /// Seals this record and stores it as a new snapshot. Refused when the sealed record is larger than
+    /// readers accept ([`MAX_SNAPSHOT_BYTES`]: a stored one would make every listing fail) or when a snapshot
+    /// with this id exists: a record is never overwritten (ids are random, so only a forged one collides,
+    /// such as a server client's naming another user's snapshot).
+    pub fn store_new(&self, storage: &dyn Storage, keys: &KeySet) -> Result<()> {
+        let sealed = self.seal(keys);
+        if sealed.len() as u64 > MAX_SNAPSHOT_BYTES {
+            return Err(Error::InvalidArgument(format!(
+                "snapshot {} is {} bytes, more than the {MAX_SNAPSHOT_BYTES} a snapshot record may hold (a long \
+                 description or many tags?)",
+                self.id,
+                sealed.len()
+            )));
+        }
+        let name = snapshot_name(&self.id);
+        match storage.stat(&name) {
+            Ok(_) => return Err(Error::InvalidArgument(format!("snapshot {} exists already", self.id))),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(storage.put(&name, &sealed)?)
+    }
+
     /// Opens the record stored as `name`.
     pub fn open(keys: &KeySet, name: &str, sealed: &[u8]) -> Result<Self> {
         let what = format!("snapshot {name}");
@@ -151,5 +175,39 @@ mod tests {
         assert_eq!(Snapshot::open(&keys, &name, &sealed).unwrap(), snap);
         let other = snapshot_name(&SnapshotId::random());
         assert!(Snapshot::open(&keys, &other, &sealed).is_err());
+    }
+
+    #[test]
+    fn a_stored_record_is_never_overwritten_nor_larger_than_readers_take() {
+        let keys = MasterKey::generate().derive();
+        let storage = crate::storage::MemoryStorage::new();
+        let mut snap = Snapshot {
+            id: SnapshotId::random(),
+            source: Source { host: "h".into(), user_name: "u".into(), path: "/p".into() },
+            start_time: Utc::now(),
+            end_time: Utc::now(),
+            root: crate::ids::ContentId([1; 32]),
+            tags: BTreeMap::new(),
+            description: "first".into(),
+            parent: None,
+            stats: SnapshotStats::default(),
+            incomplete: false,
+            error_messages: vec![],
+            tenant: None,
+        };
+        snap.store_new(&storage, &keys).unwrap();
+        let name = snapshot_name(&snap.id);
+        let stored = storage.get(&name).unwrap();
+        // Same id, other content: refused, the first record stays.
+        snap.description = "forged".into();
+        let e = snap.store_new(&storage, &keys).unwrap_err();
+        assert!(e.to_string().contains("exists already"), "{e}");
+        assert_eq!(storage.get(&name).unwrap(), stored);
+        // A record readers would refuse is not written.
+        snap.id = SnapshotId::random();
+        snap.description = "x".repeat(MAX_SNAPSHOT_BYTES as usize);
+        let e = snap.store_new(&storage, &keys).unwrap_err();
+        assert!(e.to_string().contains("more than the"), "{e}");
+        assert!(storage.get(&snapshot_name(&snap.id)).is_err());
     }
 }

@@ -250,8 +250,9 @@ impl Drop for RemoteRepository {
         // Wait until the close has left, so the server learns of it now rather than at its idle timeout, but
         // not for the drain period after it that `Endpoint::wait_idle` waits out (three probe timeouts, about
         // 80 ms even on loopback, measured at the end of every command). quinn counts a datagram once its
-        // driver has handed it to the socket.
-        let sent = stats.udp_tx.datagrams;
+        // driver has handed it to the socket. (A delayed acknowledgement sent between these two lines would end
+        // the wait early; a close that never leaves costs the server only its idle timeout, as a lost one does.)
+        let sent = self.conn.stats().udp_tx.datagrams;
         self.conn.close(0u32.into(), b"bye");
         let conn = self.conn.clone();
         let _ = self.runtime.block_on(async {

@@ -91,3 +91,31 @@ fn many_small_files_go_up_in_batches() {
     assert_eq!(alice.uploads(), (requests, blobs), "the second backup uploads nothing");
     assert_eq!(second.root, first.root);
 }
+
+/// A snapshot record is never overwritten: a user who learnt another user's snapshot id (ids are random, so
+/// only through a leak) and sends a snapshot under it is refused, and the other user's record stays as it
+/// was, however the snapshot passes the access rules.
+#[test]
+fn a_snapshot_id_that_exists_is_refused() {
+    let repo = Arc::new(Repository::create(Arc::new(MemoryStorage::new()), b"pw", &CreateOptions::default()).unwrap());
+    users::add(&repo, "alice@laptop", "alice-pw", false, false).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f"), b"some content").unwrap();
+    let bob = Source { host: "desk".into(), user_name: "bob".into(), path: dir.path().display().to_string() };
+    let bobs = run_backup(&*repo, BackupOptions::new(dir.path().to_path_buf(), bob), Arc::new(Progress::default()))
+        .unwrap()
+        .snapshot;
+    let served = serve(repo.clone());
+    let alice = RemoteRepository::connect(&served.url, &served.fingerprint, "alice@laptop", "alice-pw").unwrap();
+    let source = Source { host: "laptop".into(), user_name: "alice".into(), path: dir.path().display().to_string() };
+    let alices =
+        run_backup(&alice, BackupOptions::new(dir.path().to_path_buf(), source), Arc::new(Progress::default()))
+            .unwrap()
+            .snapshot;
+    let forged = Snapshot { id: bobs.id, description: "forged".into(), ..alices.clone() };
+    let e = alice.write_snapshot(&forged).expect_err("an existing snapshot id must be refused");
+    assert!(e.to_string().contains("exists already"), "{e}");
+    let mut listed = repo.list_snapshots().unwrap();
+    listed.sort_by_key(|s| s.source.user_name.clone());
+    assert_eq!(listed, vec![alices, bobs]);
+}

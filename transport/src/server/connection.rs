@@ -70,6 +70,24 @@ fn too_many_owed() -> (ErrorCode, String) {
 
 /// Stored bytes of the blobs whose proofs of possession are checked with one storage read.
 const PROOF_READ_BYTES: usize = 1 << 20;
+/// Largest request frame read before the connection has logged in (a `Hello` is a name and a password):
+/// an anonymous peer cannot make the server read or hold more.
+const MAX_LOGIN_FRAME: usize = 64 << 10;
+/// Most blobs a connection may have claimed (told to send) and not sent yet. An honest client has only
+/// what is on its way (thousands); claims of ids that never arrive are refused beyond it instead of
+/// growing the server's sets (about 100 bytes each).
+pub const MAX_CLAIMED: usize = 1 << 20;
+/// A connection that has not logged in this long after it was accepted is closed.
+pub const LOGIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A user name as a client sent it, for a log line: escaped (no forged lines) and at most 64 characters.
+fn shown(name: &str) -> String {
+    let cut: String = name.chars().take(64).collect();
+    match cut.len() < name.len() {
+        true => format!("{cut:?}..."),
+        false => format!("{cut:?}"),
+    }
+}
 
 /// What goes back on a stream: a message, or a read reply whose payloads are slices of the buffers the packs
 /// were read and decrypted in, sent as they are.
@@ -110,8 +128,18 @@ pub async fn handle(ctx: Arc<ServerContext>, conn: quinn::Connection) {
         plaintext: Arc::new(Semaphore::new(PLAINTEXT_BUDGET)),
     });
     let mut streams = tokio::task::JoinSet::new();
+    let deadline = tokio::time::sleep(LOGIN_DEADLINE);
+    tokio::pin!(deadline);
+    let mut deadline_passed = false;
     loop {
         tokio::select! {
+            () = &mut deadline, if !deadline_passed => {
+                deadline_passed = true;
+                if lock(&state.login).is_none() {
+                    tracing::info!("closing the connection from {}: no login within {LOGIN_DEADLINE:?}", state.peer);
+                    conn.close(1u32.into(), b"log in first");
+                }
+            }
             accepted = conn.accept_bi() => match accepted {
                 Ok((send, recv)) => {
                     let state = state.clone();
@@ -214,6 +242,9 @@ impl Conn {
         let mut prefix = [0u8; 4];
         recv.read_exact(&mut prefix).await.map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
         let len = frame_length(prefix).map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
+        if len > MAX_LOGIN_FRAME && lock(&self.login).is_none() {
+            return Err(err(ErrorCode::NotAuthenticated, "log in first"));
+        }
         // Bounded memory: wait for room in the connection's budget before reading the body.
         let body_permit = self.reserve(len).await?;
         let body = crate::wire::read_body(recv, len).await.map_err(|e| err(ErrorCode::BadRequest, e))?;
@@ -298,7 +329,7 @@ impl Conn {
             return Err(err(ErrorCode::BadRequest, "already logged in"));
         }
         if !self.ctx.limiter.begin(self.peer) {
-            tracing::warn!("login refused for {user} from {}: too many failures", self.peer);
+            tracing::warn!("login refused for {} from {}: too many failures", shown(&user), self.peer);
             return Err(err(ErrorCode::RateLimited, "too many failed logins from this address; try again in a minute"));
         }
         let this = self.clone();
@@ -312,7 +343,7 @@ impl Conn {
         .await
         .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
         let Some(account) = found else {
-            tracing::warn!("login failed for {user:?} from {}", self.peer);
+            tracing::warn!("login failed for {} from {}", shown(&user), self.peer);
             return Err(err(ErrorCode::AuthenticationFailed, "invalid user name or password"));
         };
         self.ctx.limiter.succeeded(self.peer);
@@ -323,8 +354,15 @@ impl Conn {
             false => repo.hashing_key().clone(),
         };
         let hashing_key = *hashing.as_bytes();
-        *lock(&self.login) =
-            Some(Login { user: account.name.clone(), admin: account.admin, hashing, isolated: account.isolated });
+        {
+            // Checked again: two `Hello`s of one connection may have been checked at once.
+            let mut login = lock(&self.login);
+            if login.is_some() {
+                return Err(err(ErrorCode::BadRequest, "already logged in"));
+            }
+            *login =
+                Some(Login { user: account.name.clone(), admin: account.admin, hashing, isolated: account.isolated });
+        }
         let p = repo.chunker_params();
         Ok(Response::Welcome {
             user: account.name,
@@ -543,6 +581,9 @@ impl Conn {
     fn claim(&self, login: &Login, session: &dyn BlobSession, ids: &[ContentId]) -> Answer {
         if ids.len() > MAX_BATCH {
             return Err(err(ErrorCode::BadRequest, format!("more than {MAX_BATCH} ids")));
+        }
+        if lock(&self.claimed).len() + ids.len() > MAX_CLAIMED {
+            return Err(err(ErrorCode::BadRequest, format!("more than {MAX_CLAIMED} claimed blobs were not sent")));
         }
         let lacking = session.claim(ids).map_err(engine_err)?;
         lock(&self.claimed).extend(ids.iter().zip(&lacking).filter(|(_, m)| **m).map(|(id, _)| *id));

@@ -13,6 +13,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use cairn_engine::Repository;
+pub use connection::{LOGIN_DEADLINE, MAX_CLAIMED};
 pub use endpoint::{client_transport, server_endpoint, transport_config};
 
 use crate::ratelimit::LoginLimiter;
@@ -37,6 +38,11 @@ pub struct ServerContext {
     pub limiter: LoginLimiter,
 }
 
+/// Most connections served at once (each within its memory budget, [`CONNECTION_BUDGET`] and
+/// [`PLAINTEXT_BUDGET`]); more are refused until one ends. A connection that does not log in is closed after
+/// [`LOGIN_DEADLINE`], so anonymous peers cannot hold the places for long.
+pub const MAX_CONNECTIONS: usize = 256;
+
 /// Serves connections until `shutdown` resolves, then closes the endpoint and waits for connections to
 /// end (their unfinished backups are dropped: packs without a snapshot, the repository stays consistent).
 pub async fn serve(endpoint: quinn::Endpoint, repo: Arc<Repository>, shutdown: impl Future<Output = ()>) {
@@ -47,6 +53,11 @@ pub async fn serve(endpoint: quinn::Endpoint, repo: Arc<Repository>, shutdown: i
         tokio::select! {
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
+                if tasks.len() >= MAX_CONNECTIONS {
+                    tracing::warn!("refusing a connection from {}: {MAX_CONNECTIONS} are open", incoming.remote_address());
+                    incoming.refuse();
+                    continue;
+                }
                 let ctx = ctx.clone();
                 tasks.spawn(async move {
                     match incoming.await {
