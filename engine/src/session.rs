@@ -28,7 +28,7 @@ use crate::index::{self, Index};
 use crate::marker;
 use crate::pack::{PackBuilder, PackEntry, PACK_MAGIC};
 use crate::repository::IndexHandle;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{snapshot_name, Snapshot};
 use crate::storage::{BlobWriter, Storage};
 
 /// Packs stored per index blob written during a session (so an interrupted backup's uploads are reused).
@@ -198,11 +198,13 @@ impl BlobSession for LocalSession {
         if let Some(e) = self.shared.take_failure() {
             return Err(e);
         }
+        // Checked before the index is written, so a record that cannot be stored leaves no indexed packs.
+        let sealed = snapshot.seal_new(self.shared.storage.as_ref(), &self.shared.keys)?;
         let rest = std::mem::take(&mut *self.shared.written.lock().unwrap_or_else(|p| p.into_inner()));
         self.shared.write_index(&rest)?;
         // Refuse to commit if maintenance could have taken this session for dead meanwhile.
         self.beating.confirm()?;
-        snapshot.store_new(self.shared.storage.as_ref(), &self.shared.keys)?;
+        self.shared.storage.put(&snapshot_name(&snapshot.id), &sealed)?;
         self.beating.stop();
         // Dropping `self` deletes the marker, now that the snapshot is stored.
         Ok(())

@@ -14,6 +14,9 @@ use crate::storage::Storage;
 
 /// Largest snapshot record accepted (its error list is capped well below).
 pub const MAX_SNAPSHOT_BYTES: u64 = 4 << 20;
+/// Most bytes of description and tags (keys and values) a snapshot takes, so that its record stays well
+/// within [`MAX_SNAPSHOT_BYTES`] with its recorded errors; checked before a backup starts.
+pub const MAX_LABEL_BYTES: usize = 1 << 20;
 /// Most errors recorded in a snapshot; the count is kept in full.
 pub const MAX_RECORDED_ERRORS: usize = 100;
 
@@ -107,11 +110,18 @@ impl Snapshot {
         aead::seal(keys.metadata_key(), &aad(&snapshot_name(&self.id)), &json)
     }
 
-    /// Seals this record and stores it as a new snapshot. Refused when the sealed record is larger than
-    /// readers accept ([`MAX_SNAPSHOT_BYTES`]: a stored one would make every listing fail) or when a snapshot
-    /// with this id exists: a record is never overwritten (ids are random, so only a forged one collides,
-    /// such as a server client's naming another user's snapshot).
+    /// Seals this record and stores it as a new snapshot, after [`Snapshot::seal_new`]'s checks.
     pub fn store_new(&self, storage: &dyn Storage, keys: &KeySet) -> Result<()> {
+        let sealed = self.seal_new(storage, keys)?;
+        Ok(storage.put(&snapshot_name(&self.id), &sealed)?)
+    }
+
+    /// The sealed record, checked to be storable as a new snapshot: refused when it is larger than readers
+    /// accept ([`MAX_SNAPSHOT_BYTES`]: a stored one would make every listing fail) or when a snapshot with
+    /// this id exists. Records are not overwritten: ids are random, so only a forged one collides (such as
+    /// a server client's naming another user's snapshot). The check and the later write are not one atomic
+    /// step; a forger would have to win a race against a random id it cannot know in advance.
+    pub fn seal_new(&self, storage: &dyn Storage, keys: &KeySet) -> Result<Vec<u8>> {
         let sealed = self.seal(keys);
         if sealed.len() as u64 > MAX_SNAPSHOT_BYTES {
             return Err(Error::InvalidArgument(format!(
@@ -121,13 +131,11 @@ impl Snapshot {
                 sealed.len()
             )));
         }
-        let name = snapshot_name(&self.id);
-        match storage.stat(&name) {
-            Ok(_) => return Err(Error::InvalidArgument(format!("snapshot {} exists already", self.id))),
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e.into()),
+        match storage.stat(&snapshot_name(&self.id)) {
+            Ok(_) => Err(Error::InvalidArgument(format!("snapshot {} exists already", self.id))),
+            Err(e) if e.is_not_found() => Ok(sealed),
+            Err(e) => Err(e.into()),
         }
-        Ok(storage.put(&name, &sealed)?)
     }
 
     /// Opens the record stored as `name`.

@@ -183,3 +183,23 @@ fn unwritable_output_is_an_error_not_a_panic() {
     let list = env.json(&["snapshot", "list", "--json"]);
     assert_eq!(list.as_array().unwrap().len(), 2, "the second backup was recorded");
 }
+
+/// Description and tags larger than a snapshot record may hold are refused before anything is read, and
+/// nothing is stored.
+#[test]
+fn oversized_labels_are_refused_before_the_backup() {
+    let env = Env::new();
+    env.create_repo();
+    write(&env.path("src/f"), b"content");
+    let src = env.path("src");
+    // Eleven tags of 100 KiB (one argument may hold at most 128 KiB).
+    let tags: Vec<String> = (0..11).map(|i| format!("k{i}:{}", "v".repeat(100 << 10))).collect();
+    let mut args = vec!["snapshot", "create", src.to_str().unwrap()];
+    for tag in &tags {
+        args.extend(["--tags", tag.as_str()]);
+    }
+    let out = env.run(&args);
+    one_error_line(&out, "a snapshot takes at most 1048576");
+    let list = env.run(&["snapshot", "list", "--all", "--json"]);
+    assert_eq!(String::from_utf8_lossy(&list.stdout).trim(), "[]");
+}

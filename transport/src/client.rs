@@ -247,11 +247,16 @@ impl Drop for RemoteRepository {
             stats.path.rtt,
             stats.path.lost_packets
         );
-        // Wait until the close has left, so the server learns of it now rather than at its idle timeout, but
-        // not for the drain period after it that `Endpoint::wait_idle` waits out (three probe timeouts, about
-        // 80 ms even on loopback, measured at the end of every command). quinn counts a datagram once its
-        // driver has handed it to the socket. (A delayed acknowledgement sent between these two lines would end
-        // the wait early; a close that never leaves costs the server only its idle timeout, as a lost one does.)
+        if self.conn.close_reason().is_some() {
+            return; // Closed already (by the server, a timeout or a lost network): nothing to send.
+        }
+        // Wait until the close has gone out, so the server learns of it now rather than at its idle timeout,
+        // but not for the drain period after it that `Endpoint::wait_idle` waits out (three probe timeouts,
+        // about 80 ms even on loopback, measured at the end of every command). quinn counts a datagram when
+        // its driver builds it, just before handing it to the socket. Best effort: a delayed acknowledgement
+        // built between these two lines ends the wait early, and a datagram the socket could not take yet is
+        // counted before it leaves; a close that never leaves costs the server its idle timeout, as a lost
+        // one does.
         let sent = self.conn.stats().udp_tx.datagrams;
         self.conn.close(0u32.into(), b"bye");
         let conn = self.conn.clone();

@@ -115,6 +115,14 @@ fn a_snapshot_id_that_exists_is_refused() {
     let forged = Snapshot { id: bobs.id, description: "forged".into(), ..alices.clone() };
     let e = alice.write_snapshot(&forged).expect_err("an existing snapshot id must be refused");
     assert!(e.to_string().contains("exists already"), "{e}");
+    // The same through a backup session, which the server commits with the snapshot.
+    let session = alice.open_session(Arc::new(Progress::default())).unwrap();
+    let blob = b"content only this session sends".to_vec();
+    let blob_id = repo.hashing_key().content_id(&blob);
+    assert_eq!(session.claim(&[blob_id]).unwrap(), vec![true]);
+    session.store(raw(BlobClass::Data, blob_id, &blob)).unwrap();
+    let e = session.commit(&forged).expect_err("an existing snapshot id must be refused");
+    assert!(e.to_string().contains("exists already"), "{e}");
     let mut listed = repo.list_snapshots().unwrap();
     listed.sort_by_key(|s| s.source.user_name.clone());
     assert_eq!(listed, vec![alices, bobs]);

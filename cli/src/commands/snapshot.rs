@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Result};
 use cairn_engine::backup::{run_backup, BackupOptions, Progress};
+use cairn_engine::snapshot::MAX_LABEL_BYTES;
 
 use super::{find_snapshot, snapshot_json, source_for, Context, Incomplete};
 use crate::args::{SnapshotCommand, SnapshotCreateArgs};
@@ -34,6 +35,10 @@ fn parse_tags(tags: &[String]) -> Result<BTreeMap<String, String>> {
 
 fn create(ctx: &Context, args: SnapshotCreateArgs) -> Result<()> {
     let tags = parse_tags(&args.tags)?;
+    let labels = args.description.len() + tags.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+    if labels > MAX_LABEL_BYTES {
+        bail!("--description and --tags hold {labels} bytes; a snapshot takes at most {MAX_LABEL_BYTES}");
+    }
     if args.max_buffer_mib < 16 {
         bail!("--max-buffer-mib must be at least 16");
     }

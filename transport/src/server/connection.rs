@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use cairn_engine::access::{Access, BlobSession, PreparedBlob};
@@ -38,6 +39,8 @@ struct Conn {
     ctx: Arc<ServerContext>,
     peer: IpAddr,
     login: Mutex<Option<Login>>,
+    /// `Hello`s being checked (a storage read and argon2): the login deadline waits for them.
+    logging_in: AtomicUsize,
     readable: Mutex<Readable>,
     /// The backup being written, opened by the first blob request.
     session: Mutex<Option<Arc<Box<dyn BlobSession>>>>,
@@ -77,15 +80,39 @@ const MAX_LOGIN_FRAME: usize = 64 << 10;
 /// what is on its way (thousands); claims of ids that never arrive are refused beyond it instead of
 /// growing the server's sets (about 100 bytes each).
 pub const MAX_CLAIMED: usize = 1 << 20;
-/// A connection that has not logged in this long after it was accepted is closed.
+/// A connection that has not logged in this long after its handshake is closed (unless a login is being
+/// checked then: it gets another period).
 pub const LOGIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+/// The application code the server closes a connection with when it did not log in in time.
+pub const CLOSE_NO_LOGIN: u32 = 1;
+
+/// Counts a `Hello` being checked for as long as it lives (also when its stream is dropped midway).
+struct LoginInProgress<'a>(&'a AtomicUsize);
+
+impl<'a> LoginInProgress<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for LoginInProgress<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Times the login deadline is extended for a login being checked, before the connection is closed anyway
+/// (a peer sending `Hello` after `Hello` cannot keep an anonymous connection open).
+const LOGIN_EXTENSIONS: u32 = 2;
 
 /// A user name as a client sent it, for a log line: escaped (no forged lines) and at most 64 characters.
 fn shown(name: &str) -> String {
     let cut: String = name.chars().take(64).collect();
-    match cut.len() < name.len() {
-        true => format!("{cut:?}..."),
-        false => format!("{cut:?}"),
+    if cut.len() < name.len() {
+        format!("{cut:?}...")
+    } else {
+        format!("{cut:?}")
     }
 }
 
@@ -119,6 +146,7 @@ pub async fn handle(ctx: Arc<ServerContext>, conn: quinn::Connection) {
         ctx,
         peer: conn.remote_address().ip(),
         login: Mutex::new(None),
+        logging_in: AtomicUsize::new(0),
         readable: Mutex::new(Readable::default()),
         session: Mutex::new(None),
         claimed: Mutex::new(HashSet::new()),
@@ -130,14 +158,20 @@ pub async fn handle(ctx: Arc<ServerContext>, conn: quinn::Connection) {
     let mut streams = tokio::task::JoinSet::new();
     let deadline = tokio::time::sleep(LOGIN_DEADLINE);
     tokio::pin!(deadline);
-    let mut deadline_passed = false;
+    let (mut deadline_passed, mut extensions) = (false, 0);
     loop {
         tokio::select! {
             () = &mut deadline, if !deadline_passed => {
-                deadline_passed = true;
-                if lock(&state.login).is_none() {
+                if lock(&state.login).is_some() {
+                    deadline_passed = true;
+                } else if state.logging_in.load(Ordering::SeqCst) > 0 && extensions < LOGIN_EXTENSIONS {
+                    // A login is being checked (slow storage, a busy server): give it time to finish.
+                    extensions += 1;
+                    deadline.as_mut().reset(tokio::time::Instant::now() + LOGIN_DEADLINE);
+                } else {
+                    deadline_passed = true;
                     tracing::info!("closing the connection from {}: no login within {LOGIN_DEADLINE:?}", state.peer);
-                    conn.close(1u32.into(), b"log in first");
+                    conn.close(CLOSE_NO_LOGIN.into(), b"log in first");
                 }
             }
             accepted = conn.accept_bi() => match accepted {
@@ -252,6 +286,7 @@ impl Conn {
         // thread that handles it, which takes the body along.
         let request: Request<'_> = decode_body(&body).map_err(|e| err(ErrorCode::BadRequest, e.to_string()))?;
         if let Request::Hello { protocol, user, password } = request {
+            let _checking = LoginInProgress::new(&self.logging_in);
             return self.hello(protocol, user, password).await.map(Outgoing::Message);
         }
         let login = lock(&self.login).clone().ok_or_else(|| err(ErrorCode::NotAuthenticated, "log in first"))?;
@@ -582,6 +617,7 @@ impl Conn {
         if ids.len() > MAX_BATCH {
             return Err(err(ErrorCode::BadRequest, format!("more than {MAX_BATCH} ids")));
         }
+        // Checked and extended under separate locks: claims at once may pass the cap by a batch each.
         if lock(&self.claimed).len() + ids.len() > MAX_CLAIMED {
             return Err(err(ErrorCode::BadRequest, format!("more than {MAX_CLAIMED} claimed blobs were not sent")));
         }

@@ -13,7 +13,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use cairn_engine::Repository;
-pub use connection::{LOGIN_DEADLINE, MAX_CLAIMED};
+pub use connection::{CLOSE_NO_LOGIN, LOGIN_DEADLINE, MAX_CLAIMED};
 pub use endpoint::{client_transport, server_endpoint, transport_config};
 
 use crate::ratelimit::LoginLimiter;
@@ -38,31 +38,48 @@ pub struct ServerContext {
     pub limiter: LoginLimiter,
 }
 
-/// Most connections served at once (each within its memory budget, [`CONNECTION_BUDGET`] and
-/// [`PLAINTEXT_BUDGET`]); more are refused until one ends. A connection that does not log in is closed after
-/// [`LOGIN_DEADLINE`], so anonymous peers cannot hold the places for long.
+/// Most connections served at once, handshakes included (each within its memory budget,
+/// [`CONNECTION_BUDGET`] and [`PLAINTEXT_BUDGET`]); more are refused until one ends. A handshake, and then a
+/// login, must each finish within [`LOGIN_DEADLINE`], so a peer that does not log in holds a place for at
+/// most twice that; one that reconnects again and again can still hold places (docs/PROTOCOL.md).
 pub const MAX_CONNECTIONS: usize = 256;
+/// Past this many connections, a new one must first prove its address (a QUIC retry, one round trip), so
+/// packets with forged source addresses cannot take the places.
+const VALIDATE_ADDRESSES_FROM: usize = MAX_CONNECTIONS / 4;
+/// Refused connections are logged at most this often (a flood would otherwise flood the log).
+const REFUSAL_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serves connections until `shutdown` resolves, then closes the endpoint and waits for connections to
 /// end (their unfinished backups are dropped: packs without a snapshot, the repository stays consistent).
 pub async fn serve(endpoint: quinn::Endpoint, repo: Arc<Repository>, shutdown: impl Future<Output = ()>) {
     let ctx = Arc::new(ServerContext { repo, limiter: LoginLimiter::default() });
     let mut tasks = tokio::task::JoinSet::new();
+    let (mut refused, mut refusal_logged) = (0u64, None::<std::time::Instant>);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
                 if tasks.len() >= MAX_CONNECTIONS {
-                    tracing::warn!("refusing a connection from {}: {MAX_CONNECTIONS} are open", incoming.remote_address());
+                    refused += 1;
+                    if refusal_logged.is_none_or(|t| t.elapsed() >= REFUSAL_LOG_INTERVAL) {
+                        tracing::warn!("{MAX_CONNECTIONS} connections are open: refused {refused} (the latest from {})", incoming.remote_address());
+                        (refused, refusal_logged) = (0, Some(std::time::Instant::now()));
+                    }
                     incoming.refuse();
+                    continue;
+                }
+                if tasks.len() >= VALIDATE_ADDRESSES_FROM && !incoming.remote_address_validated() {
+                    // The peer comes back with a token that proves its address, as a new `Incoming`.
+                    let _ = incoming.retry();
                     continue;
                 }
                 let ctx = ctx.clone();
                 tasks.spawn(async move {
-                    match incoming.await {
-                        Ok(conn) => connection::handle(ctx, conn).await,
-                        Err(e) => tracing::info!("handshake failed: {e}"),
+                    match tokio::time::timeout(LOGIN_DEADLINE, incoming).await {
+                        Ok(Ok(conn)) => connection::handle(ctx, conn).await,
+                        Ok(Err(e)) => tracing::info!("handshake failed: {e}"),
+                        Err(_) => tracing::info!("handshake not finished within {LOGIN_DEADLINE:?}"),
                     }
                 });
             }
