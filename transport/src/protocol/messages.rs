@@ -73,7 +73,22 @@ pub enum Request<'a> {
         #[serde(borrow)]
         blobs: Vec<UploadBlob<'a>>,
     },
+    /// Snapshots this user may see, a page at a time, in the order of (start time in nanoseconds since the
+    /// Unix epoch, id), starting after `after` (from the first when `None`); answered with `SnapshotsPage`.
+    ListSnapshotsAfter {
+        after: Option<(i64, SnapshotId)>,
+    },
 }
+
+/// Where a snapshot stands in the order `ListSnapshotsAfter` pages through: its start time in nanoseconds
+/// since the Unix epoch (the largest value past the year 2262), then its id.
+pub fn snapshot_cursor(snapshot: &cairn_engine::snapshot::Snapshot) -> (i64, SnapshotId) {
+    (snapshot.start_time.timestamp_nanos_opt().unwrap_or(i64::MAX), snapshot.id)
+}
+
+/// JSON bytes of snapshot records a `SnapshotsPage` carries at most (beyond that only when its one record
+/// is larger), within the frame limit.
+pub const SNAPSHOT_PAGE_BYTES: usize = 8 << 20;
 
 /// The `compression` byte of an upload that carries a proof of possession instead of the blob: its payload is
 /// `keyed BLAKE3-256(proof key, plaintext)` (32 bytes) and `raw_len` the plaintext's length.
@@ -171,6 +186,13 @@ pub enum Response<'a> {
     TenantKeys {
         keys: Vec<[u8; 32]>,
     },
+    /// A page of `ListSnapshotsAfter`: a JSON array of snapshot records (at least one when `more`), and
+    /// whether more follow (ask again after the last one).
+    SnapshotsPage {
+        #[serde(with = "serde_bytes")]
+        json: Vec<u8>,
+        more: bool,
+    },
 }
 
 impl Response<'_> {
@@ -191,6 +213,7 @@ impl Response<'_> {
             Response::Status { json } => Response::Status { json },
             Response::Error { code, message } => Response::Error { code, message },
             Response::TenantKeys { keys } => Response::TenantKeys { keys },
+            Response::SnapshotsPage { json, more } => Response::SnapshotsPage { json, more },
             Response::Blobs { blobs } => Response::Blobs {
                 blobs: blobs
                     .into_iter()

@@ -10,7 +10,7 @@ use cairn_engine::backup::Progress;
 use cairn_engine::compress::{self, Compression};
 use cairn_engine::content;
 use cairn_engine::crypto::keys::{BlobClass, HashingKey};
-use cairn_engine::ids::ContentId;
+use cairn_engine::ids::{ContentId, SnapshotId};
 use cairn_engine::index::Location;
 use cairn_engine::snapshot::Snapshot;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -19,8 +19,8 @@ use super::{ServerContext, CONNECTION_BUDGET, PLAINTEXT_BUDGET};
 use crate::acl::{owns_source, tree_references, Readable, MAX_OWED};
 use crate::protocol::frame::{decode_body, encode_blobs_frame, frame_length, OutBlob};
 use crate::protocol::{
-    encode_frame, ErrorCode, Request, Response, UploadBlob, MAX_BATCH, MAX_PUT_BLOBS, MAX_READ_BLOBS,
-    MAX_READ_REPLY_BYTES, PROOF_OF_POSSESSION, PROTOCOL_VERSION,
+    encode_frame, snapshot_cursor, ErrorCode, Request, Response, UploadBlob, MAX_BATCH, MAX_PUT_BLOBS, MAX_READ_BLOBS,
+    MAX_READ_REPLY_BYTES, PROOF_OF_POSSESSION, PROTOCOL_VERSION, SNAPSHOT_PAGE_BYTES,
 };
 use crate::users;
 
@@ -637,6 +637,40 @@ impl Conn {
         Ok(Outgoing::Message(Response::Claimed { missing, prove }))
     }
 
+    /// The snapshots `login` may see that come after `after` in the listing order, as many as fit in a
+    /// page; their roots become readable, as with `ListSnapshots`.
+    fn snapshot_page(&self, login: &Login, after: Option<(i64, SnapshotId)>) -> Answer {
+        let mut snaps: Vec<Snapshot> = self
+            .ctx
+            .repo
+            .list_snapshots()
+            .map_err(engine_err)?
+            .into_iter()
+            .filter(|s| owns_source(&login.user, login.admin, &s.source))
+            .filter(|s| after.is_none_or(|a| snapshot_cursor(s) > a))
+            .collect();
+        snaps.sort_by_key(snapshot_cursor);
+        let mut json = b"[".to_vec();
+        let mut taken = 0;
+        for s in &snaps {
+            let one = serde_json::to_vec(s).map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+            if taken > 0 && json.len() + one.len() + 2 > SNAPSHOT_PAGE_BYTES {
+                break;
+            }
+            if taken > 0 {
+                json.push(b',');
+            }
+            json.extend_from_slice(&one);
+            taken += 1;
+        }
+        json.push(b']');
+        let mut readable = lock(&self.readable);
+        for s in &snaps[..taken] {
+            readable.reach(s.root);
+        }
+        Ok(Outgoing::Message(Response::SnapshotsPage { json, more: taken < snaps.len() }))
+    }
+
     fn dispatch(&self, login: &Login, request: Request<'_>) -> Answer {
         let repo = &self.ctx.repo;
         match request {
@@ -672,6 +706,7 @@ impl Conn {
                     json: serde_json::to_vec(&snaps).map_err(|e| err(ErrorCode::Internal, e.to_string()))?,
                 }))
             }
+            Request::ListSnapshotsAfter { after } => self.snapshot_page(login, after),
             Request::PutSnapshot { json } => {
                 let mut snap: Snapshot =
                     serde_json::from_slice(&json).map_err(|e| err(ErrorCode::BadRequest, format!("snapshot: {e}")))?;
