@@ -307,7 +307,9 @@ impl Access for RemoteRepository {
             let (json, more) = match reply {
                 Response::SnapshotsPage { json, more } => (json, more),
                 // A server from before pages (2026-11-27) cannot decode the request: one reply for all.
-                Response::Error { code: ErrorCode::BadRequest, .. } if after.is_none() => {
+                Response::Error { code: ErrorCode::BadRequest, message }
+                    if after.is_none() && message.starts_with("malformed message") =>
+                {
                     return self.list_snapshots_at_once();
                 }
                 Response::Error { code, message } => return Err(remote_error(code, message)),

@@ -13,12 +13,21 @@ use std::time::{Duration, Instant};
 
 pub const MAX_FAILURES: u32 = 5;
 pub const WINDOW: Duration = Duration::from_secs(60);
-/// Addresses remembered at most; beyond it, those whose window has passed are forgotten.
+/// Past this many addresses remembered, those whose window has passed are forgotten (at most once a second:
+/// addresses still in their window are kept, so the sweep would otherwise run at every attempt).
 const MAX_ADDRESSES: usize = 10_000;
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 pub struct LoginLimiter {
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    failures: Mutex<Failures>,
+}
+
+#[derive(Default)]
+struct Failures {
+    /// Attempts counted per address, and when its window began.
+    by_address: HashMap<IpAddr, (u32, Instant)>,
+    last_sweep: Option<Instant>,
 }
 
 impl LoginLimiter {
@@ -26,9 +35,11 @@ impl LoginLimiter {
     /// otherwise; false (and nothing counted) when the address has used up its attempts for now.
     pub fn begin(&self, peer: IpAddr) -> bool {
         let peer = counted_as(peer);
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_ADDRESSES {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let Failures { by_address: map, last_sweep } = &mut *failures;
+        if map.len() >= MAX_ADDRESSES && last_sweep.is_none_or(|t| t.elapsed() >= SWEEP_INTERVAL) {
             map.retain(|_, (_, since)| since.elapsed() < WINDOW);
+            *last_sweep = Some(Instant::now());
         }
         let entry = map.entry(peer).or_insert((0, Instant::now()));
         if entry.1.elapsed() >= WINDOW {
@@ -44,8 +55,8 @@ impl LoginLimiter {
     /// The attempt begun from `peer` succeeded: it no longer counts.
     pub fn succeeded(&self, peer: IpAddr) {
         let peer = counted_as(peer);
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(entry) = map.get_mut(&peer) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = failures.by_address.get_mut(&peer) {
             entry.0 = entry.0.saturating_sub(1);
         }
     }

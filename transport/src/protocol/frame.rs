@@ -259,6 +259,17 @@ mod tests {
         assert_eq!(decode_frame::<Request>(&frame[..frame.len() - 1]).unwrap_err(), FrameError::Truncated);
     }
 
+    #[test]
+    fn snapshot_pages_round_trip() {
+        let id = cairn_engine::ids::SnapshotId([7; 16]);
+        for after in [None, Some((-5, 999_999_999, id)), Some((i64::MAX, 0, id))] {
+            let frame = encode_frame(&Request::ListSnapshotsAfter { after });
+            assert_eq!(decode_frame::<Request>(&frame).unwrap(), Request::ListSnapshotsAfter { after });
+        }
+        let page = Response::SnapshotsPage { json: b"[]".to_vec(), more: true };
+        assert_eq!(decode_frame::<Response>(&encode_frame(&page)).unwrap(), page);
+    }
+
     /// The fuzz target's seed corpus (fuzz/corpus/quic_frame) runs here too: nothing panics, and seeds named
     /// `valid-*` decode as requests.
     #[test]

@@ -73,17 +73,20 @@ pub enum Request<'a> {
         #[serde(borrow)]
         blobs: Vec<UploadBlob<'a>>,
     },
-    /// Snapshots this user may see, a page at a time, in the order of (start time in nanoseconds since the
-    /// Unix epoch, id), starting after `after` (from the first when `None`); answered with `SnapshotsPage`.
+    /// Snapshots this user may see, a page at a time, in the order of [`snapshot_cursor`] (start time,
+    /// then id), starting after `after` (from the first when `None`); answered with `SnapshotsPage`.
     ListSnapshotsAfter {
-        after: Option<(i64, SnapshotId)>,
+        after: Option<SnapshotCursor>,
     },
 }
 
-/// Where a snapshot stands in the order `ListSnapshotsAfter` pages through: its start time in nanoseconds
-/// since the Unix epoch (the largest value past the year 2262), then its id.
-pub fn snapshot_cursor(snapshot: &cairn_engine::snapshot::Snapshot) -> (i64, SnapshotId) {
-    (snapshot.start_time.timestamp_nanos_opt().unwrap_or(i64::MAX), snapshot.id)
+/// Where a snapshot stands in the order `ListSnapshotsAfter` pages through: its start time (seconds since
+/// the Unix epoch, then nanoseconds), then its id; the order of `(start_time, id)`.
+pub type SnapshotCursor = (i64, u32, SnapshotId);
+
+/// A snapshot's [`SnapshotCursor`].
+pub fn snapshot_cursor(snapshot: &cairn_engine::snapshot::Snapshot) -> SnapshotCursor {
+    (snapshot.start_time.timestamp(), snapshot.start_time.timestamp_subsec_nanos(), snapshot.id)
 }
 
 /// JSON bytes of snapshot records a `SnapshotsPage` carries at most (beyond that only when its one record

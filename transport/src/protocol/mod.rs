@@ -10,8 +10,8 @@ mod messages;
 
 pub use frame::{decode_frame, encode_frame, FrameError, MAX_FRAME_BYTES, PROTOCOL_VERSION};
 pub use messages::{
-    snapshot_cursor, BlobPayload, ErrorCode, Request, Response, UploadBlob, MAX_BATCH, MAX_PUT_BLOBS, MAX_READ_BLOBS,
-    MAX_READ_REPLY_BYTES, PROOF_OF_POSSESSION, SNAPSHOT_PAGE_BYTES,
+    snapshot_cursor, BlobPayload, ErrorCode, Request, Response, SnapshotCursor, UploadBlob, MAX_BATCH, MAX_PUT_BLOBS,
+    MAX_READ_BLOBS, MAX_READ_REPLY_BYTES, PROOF_OF_POSSESSION, SNAPSHOT_PAGE_BYTES,
 };
 
 /// ALPN protocol name of the repository server.

@@ -10,7 +10,7 @@ use cairn_engine::backup::Progress;
 use cairn_engine::compress::{self, Compression};
 use cairn_engine::content;
 use cairn_engine::crypto::keys::{BlobClass, HashingKey};
-use cairn_engine::ids::{ContentId, SnapshotId};
+use cairn_engine::ids::ContentId;
 use cairn_engine::index::Location;
 use cairn_engine::snapshot::Snapshot;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -19,8 +19,8 @@ use super::{ServerContext, CONNECTION_BUDGET, PLAINTEXT_BUDGET};
 use crate::acl::{owns_source, tree_references, Readable, MAX_OWED};
 use crate::protocol::frame::{decode_body, encode_blobs_frame, frame_length, OutBlob};
 use crate::protocol::{
-    encode_frame, snapshot_cursor, ErrorCode, Request, Response, UploadBlob, MAX_BATCH, MAX_PUT_BLOBS, MAX_READ_BLOBS,
-    MAX_READ_REPLY_BYTES, PROOF_OF_POSSESSION, PROTOCOL_VERSION, SNAPSHOT_PAGE_BYTES,
+    encode_frame, snapshot_cursor, ErrorCode, Request, Response, SnapshotCursor, UploadBlob, MAX_BATCH, MAX_PUT_BLOBS,
+    MAX_READ_BLOBS, MAX_READ_REPLY_BYTES, PROOF_OF_POSSESSION, PROTOCOL_VERSION, SNAPSHOT_PAGE_BYTES,
 };
 use crate::users;
 
@@ -48,6 +48,9 @@ struct Conn {
     claimed: Mutex<HashSet<ContentId>>,
     /// This connection's key for proofs of possession (sent in `Welcome`).
     proof_key: [u8; 32],
+    /// The listing this client is paging through (`ListSnapshotsAfter`): read for its first page, dropped
+    /// after its last, so a listing reads the records once rather than once per page, and is one point in time.
+    listing: Mutex<Option<Arc<Vec<Snapshot>>>>,
     /// Ids this connection was asked to prove it holds (each proof is taken once).
     to_prove: Mutex<HashSet<ContentId>>,
     /// Bytes of request bodies and read replies this connection may hold at once.
@@ -151,6 +154,7 @@ pub async fn handle(ctx: Arc<ServerContext>, conn: quinn::Connection) {
         session: Mutex::new(None),
         claimed: Mutex::new(HashSet::new()),
         proof_key: cairn_engine::crypto::random_bytes(),
+        listing: Mutex::new(None),
         to_prove: Mutex::new(HashSet::new()),
         budget: Arc::new(Semaphore::new(CONNECTION_BUDGET)),
         plaintext: Arc::new(Semaphore::new(PLAINTEXT_BUDGET)),
@@ -302,6 +306,10 @@ impl Conn {
                 let (keep, bytes) = self.reply_share(ids);
                 read_prefix = Some(keep);
                 held.push(self.reserve(bytes).await?);
+            }
+            Request::ListSnapshotsAfter { .. } => {
+                drop(body_permit);
+                held.push(self.reserve(SNAPSHOT_PAGE_BYTES).await?);
             }
             Request::ReadBlob { id } => {
                 drop(body_permit);
@@ -639,20 +647,30 @@ impl Conn {
 
     /// The snapshots `login` may see that come after `after` in the listing order, as many as fit in a
     /// page; their roots become readable, as with `ListSnapshots`.
-    fn snapshot_page(&self, login: &Login, after: Option<(i64, SnapshotId)>) -> Answer {
-        let mut snaps: Vec<Snapshot> = self
-            .ctx
-            .repo
-            .list_snapshots()
-            .map_err(engine_err)?
-            .into_iter()
-            .filter(|s| owns_source(&login.user, login.admin, &s.source))
-            .filter(|s| after.is_none_or(|a| snapshot_cursor(s) > a))
-            .collect();
-        snaps.sort_by_key(snapshot_cursor);
+    fn snapshot_page(&self, login: &Login, after: Option<SnapshotCursor>) -> Answer {
+        let cached = lock(&self.listing).clone().filter(|_| after.is_some());
+        let snaps = match cached {
+            Some(listing) => listing,
+            None => {
+                let mut visible: Vec<Snapshot> = self
+                    .ctx
+                    .repo
+                    .list_snapshots()
+                    .map_err(engine_err)?
+                    .into_iter()
+                    .filter(|s| owns_source(&login.user, login.admin, &s.source))
+                    .collect();
+                visible.sort_by_key(snapshot_cursor);
+                let listing = Arc::new(visible);
+                *lock(&self.listing) = Some(listing.clone());
+                listing
+            }
+        };
+        let start = after.map_or(0, |a| snaps.partition_point(|s| snapshot_cursor(s) <= a));
+        let rest = &snaps[start..];
         let mut json = b"[".to_vec();
         let mut taken = 0;
-        for s in &snaps {
+        for s in rest {
             let one = serde_json::to_vec(s).map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
             if taken > 0 && json.len() + one.len() + 2 > SNAPSHOT_PAGE_BYTES {
                 break;
@@ -665,10 +683,14 @@ impl Conn {
         }
         json.push(b']');
         let mut readable = lock(&self.readable);
-        for s in &snaps[..taken] {
+        for s in &rest[..taken] {
             readable.reach(s.root);
         }
-        Ok(Outgoing::Message(Response::SnapshotsPage { json, more: taken < snaps.len() }))
+        let more = taken < rest.len();
+        if !more {
+            *lock(&self.listing) = None;
+        }
+        Ok(Outgoing::Message(Response::SnapshotsPage { json, more }))
     }
 
     fn dispatch(&self, login: &Login, request: Request<'_>) -> Answer {

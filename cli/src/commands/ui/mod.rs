@@ -60,6 +60,13 @@ pub fn run(ctx: &Context, args: UiArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    // Caught from here on: a signal that comes right after the announcement (a terminal closed at once)
+    // still stops the server and removes the credentials, instead of being ignored (under nohup) or ending
+    // the launcher with the credentials left behind, as when the handlers were installed only after it.
+    let mut signals = {
+        let _entered = runtime.enter();
+        Signals::new()
+    };
     let exe = std::env::current_exe().context("finding the cairn binary")?;
     let mut server = child::start(&exe, &flags.args, &repo_password, &log, !flags.insecure)?;
     drop(repo_password);
@@ -102,7 +109,7 @@ pub fn run(ctx: &Context, args: UiArgs) -> Result<()> {
     let opened = !args.no_browser && browser::open(&format!("{url}/"));
     announce(&record, flags.insecure, opened);
 
-    let end = runtime.block_on(wait(&mut server));
+    let end = runtime.block_on(wait(&mut server, &mut signals));
     let status = server.stop();
     drop(written);
     runtime.shutdown_timeout(Duration::from_millis(200));
@@ -155,17 +162,31 @@ enum End {
     ServerExited(ExitStatus),
 }
 
-/// Waits for Ctrl-C, SIGTERM, SIGHUP, or the server exiting on its own.
-async fn wait(server: &mut child::Server) -> End {
-    let mut interrupt = signal(SignalKind::interrupt()).ok();
-    let mut terminate = signal(SignalKind::terminate()).ok();
-    let mut hangup = signal(SignalKind::hangup()).ok();
+/// The signals that end the launcher, caught from when this is made (inside the runtime).
+struct Signals {
+    interrupt: Option<tokio::signal::unix::Signal>,
+    terminate: Option<tokio::signal::unix::Signal>,
+    hangup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        Self {
+            interrupt: signal(SignalKind::interrupt()).ok(),
+            terminate: signal(SignalKind::terminate()).ok(),
+            hangup: signal(SignalKind::hangup()).ok(),
+        }
+    }
+}
+
+/// Waits for Ctrl-C, SIGTERM, SIGHUP (also one that came before), or the server exiting on its own.
+async fn wait(server: &mut child::Server, signals: &mut Signals) -> End {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tokio::select! {
-            _ = next(&mut interrupt) => return End::Signal("Interrupted"),
-            _ = next(&mut terminate) => return End::Signal("Terminated"),
-            _ = next(&mut hangup) => return End::Signal("Terminal closed"),
+            _ = next(&mut signals.interrupt) => return End::Signal("Interrupted"),
+            _ = next(&mut signals.terminate) => return End::Signal("Terminated"),
+            _ = next(&mut signals.hangup) => return End::Signal("Terminal closed"),
             _ = tick.tick() => {
                 if let Ok(Some(status)) = server.exited() {
                     return End::ServerExited(status);
