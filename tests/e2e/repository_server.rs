@@ -201,6 +201,11 @@ fn wrong_fingerprint_password_and_user_are_refused() {
     owner.ok(&["server", "user", "set", "carol@box", "--user-password", "new-pw"]);
     assert_eq!(connect(&server.fingerprint, "carol", "carol-pw").status.code(), Some(1));
     assert!(connect(&server.fingerprint, "carol", "new-pw").status.success());
+    // A deleted user is refused at its next login, without a restart either.
+    owner.ok(&["server", "user", "delete", "carol@box"]);
+    let out = connect(&server.fingerprint, "carol", "new-pw");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("invalid user name or password"), "{}", stderr(&out));
 }
 
 #[test]
@@ -303,4 +308,50 @@ fn server_isolated_user_has_no_cross_user_dedup() {
     // Verification re-hashes his content under his key, and the repository is whole.
     owner.ok(&["snapshot", "verify", "--verify-files-percent", "100"]);
     owner.ok(&["repository", "check", "--read-all-data"]);
+}
+
+/// With `--ui`, the repository server runs beside the UI server on the same port number (UDP beside TCP):
+/// the UI's `SERVER ADDRESS: https://...` line comes first, the `quic://` one after it, and clients back up
+/// through it as through `cairn server start` alone.
+#[test]
+fn ui_server_runs_the_repository_server_beside_it() {
+    let owner = Env::new();
+    owner.create_repo();
+    owner.ok(&["server", "user", "add", "erin@pc", "--user-password", "erin-pw"]);
+    let mut cmd: Command = owner.cmd();
+    cmd.args(["server", "start", "--ui", "--address", "127.0.0.1:0", "--tls-generate-cert"])
+        .args(["--server-password", "ui-pw"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("start server");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut fingerprint, mut addresses) = (None, Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while addresses.len() < 2 && Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        if let Some(fp) = line.strip_prefix("SERVER CERT SHA256: ") {
+            fingerprint = Some(fp.to_string());
+        }
+        if let Some(address) = line.strip_prefix("SERVER ADDRESS: ") {
+            addresses.push(address.to_string());
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let mut server =
+        Server { child, fingerprint: fingerprint.expect("server printed its fingerprint"), url: String::new() };
+    assert_eq!(addresses.len(), 2, "{addresses:?}");
+    let port =
+        |url: &str, scheme: &str| url.strip_prefix(scheme).and_then(|a| a.rsplit(':').next()).map(str::to_string);
+    let https = port(&addresses[0], "https://127.0.0.1:").expect("the UI's address comes first");
+    let quic = port(&addresses[1], "quic://127.0.0.1:").expect("the repository server's address comes second");
+    assert_eq!(https, quic, "{addresses:?}");
+    server.url = addresses[1].clone();
+    let erin = client(&server, "erin", "pc", "erin-pw");
+    write(&erin.path("src/a.txt"), b"through the UI server's QUIC side");
+    let out = run_as(&erin, "erin-pw", &["snapshot", "create", erin.path("src").to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list = owner.json(&["snapshot", "list", "--all", "--json"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(text(&list[0], "/source/userName"), "erin");
 }
