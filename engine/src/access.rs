@@ -96,7 +96,7 @@ pub trait Access: Send + Sync {
     fn hashing_key(&self) -> &HashingKey;
     fn chunker_params(&self) -> ChunkerParams;
     fn compression_level(&self) -> i32;
-    /// Every snapshot this caller may see, oldest first.
+    /// Every snapshot this caller may see, oldest first (by start time, then id).
     fn list_snapshots(&self) -> Result<Vec<Snapshot>>;
     /// Records a new snapshot (after its session finished). Refuses an id that exists or a record larger
     /// than [`crate::snapshot::MAX_SNAPSHOT_BYTES`].

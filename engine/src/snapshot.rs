@@ -161,22 +161,32 @@ mod tests {
     use super::*;
     use crate::crypto::MasterKey;
 
-    #[test]
-    fn round_trip_and_rename_detected() {
-        let keys = MasterKey::generate().derive();
-        let snap = Snapshot {
+    /// A snapshot record with this description and nothing else of note.
+    fn sample(description: &str) -> Snapshot {
+        Snapshot {
             id: SnapshotId::random(),
             source: Source { host: "h".into(), user_name: "u".into(), path: "/p".into() },
             start_time: Utc::now(),
             end_time: Utc::now(),
             root: crate::ids::ContentId([1; 32]),
-            tags: [("k".to_string(), "v".to_string())].into(),
-            description: "d".into(),
+            tags: BTreeMap::new(),
+            description: description.into(),
             parent: None,
-            stats: SnapshotStats { files: 3, ..Default::default() },
+            stats: SnapshotStats::default(),
             incomplete: false,
             error_messages: vec![],
+            tenant: None,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_rename_detected() {
+        let keys = MasterKey::generate().derive();
+        let snap = Snapshot {
+            tags: [("k".to_string(), "v".to_string())].into(),
+            stats: SnapshotStats { files: 3, ..Default::default() },
             tenant: Some("frank@two".into()),
+            ..sample("d")
         };
         let name = snapshot_name(&snap.id);
         let sealed = snap.seal(&keys);
@@ -189,20 +199,7 @@ mod tests {
     fn a_stored_record_is_never_overwritten_nor_larger_than_readers_take() {
         let keys = MasterKey::generate().derive();
         let storage = crate::storage::MemoryStorage::new();
-        let mut snap = Snapshot {
-            id: SnapshotId::random(),
-            source: Source { host: "h".into(), user_name: "u".into(), path: "/p".into() },
-            start_time: Utc::now(),
-            end_time: Utc::now(),
-            root: crate::ids::ContentId([1; 32]),
-            tags: BTreeMap::new(),
-            description: "first".into(),
-            parent: None,
-            stats: SnapshotStats::default(),
-            incomplete: false,
-            error_messages: vec![],
-            tenant: None,
-        };
+        let mut snap = sample("first");
         snap.store_new(&storage, &keys).unwrap();
         let name = snapshot_name(&snap.id);
         let stored = storage.get(&name).unwrap();

@@ -23,31 +23,40 @@ impl Drop for Server {
 }
 
 fn start_server(owner: &Env) -> Server {
+    let (mut server, addresses) = spawn_server(owner, &[], 1);
+    server.url = addresses.into_iter().next().expect("server printed its address");
+    assert!(server.url.starts_with("quic://127.0.0.1:"), "{}", server.url);
+    server
+}
+
+/// Starts `cairn server start` on a free loopback port with a generated certificate and `extra` flags, and
+/// reads its stderr until it printed `addresses` `SERVER ADDRESS` lines (returned; `url` is left empty).
+fn spawn_server(owner: &Env, extra: &[&str], addresses: usize) -> (Server, Vec<String>) {
     let mut cmd: Command = owner.cmd();
     cmd.args(["server", "start", "--address", "127.0.0.1:0", "--tls-generate-cert"])
+        .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("start server");
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let (mut fingerprint, mut url) = (None, None);
+    let (mut fingerprint, mut found) = (None, Vec::new());
     let deadline = Instant::now() + Duration::from_secs(30);
-    while url.is_none() && Instant::now() < deadline {
+    while found.len() < addresses && Instant::now() < deadline {
         let Some(Ok(line)) = lines.next() else { break };
         if let Some(fp) = line.strip_prefix("SERVER CERT SHA256: ") {
             fingerprint = Some(fp.to_string());
         }
-        if let Some(u) = line.strip_prefix("SERVER ADDRESS: ") {
-            url = Some(u.to_string());
+        if let Some(address) = line.strip_prefix("SERVER ADDRESS: ") {
+            found.push(address.to_string());
         }
     }
     // Keep draining stderr so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    let fingerprint = fingerprint.expect("server printed its fingerprint");
-    assert_eq!(fingerprint.len(), 64);
-    let url = url.expect("server printed its address");
-    assert!(url.starts_with("quic://127.0.0.1:"), "{url}");
-    Server { child, fingerprint, url }
+    let server =
+        Server { child, fingerprint: fingerprint.expect("server printed its fingerprint"), url: String::new() };
+    assert_eq!(server.fingerprint.len(), 64);
+    (server, found)
 }
 
 /// A client env connected to the server as `user@host` with `password`.
@@ -318,28 +327,7 @@ fn ui_server_runs_the_repository_server_beside_it() {
     let owner = Env::new();
     owner.create_repo();
     owner.ok(&["server", "user", "add", "erin@pc", "--user-password", "erin-pw"]);
-    let mut cmd: Command = owner.cmd();
-    cmd.args(["server", "start", "--ui", "--address", "127.0.0.1:0", "--tls-generate-cert"])
-        .args(["--server-password", "ui-pw"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("start server");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let (mut fingerprint, mut addresses) = (None, Vec::new());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while addresses.len() < 2 && Instant::now() < deadline {
-        let Some(Ok(line)) = lines.next() else { break };
-        if let Some(fp) = line.strip_prefix("SERVER CERT SHA256: ") {
-            fingerprint = Some(fp.to_string());
-        }
-        if let Some(address) = line.strip_prefix("SERVER ADDRESS: ") {
-            addresses.push(address.to_string());
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    let mut server =
-        Server { child, fingerprint: fingerprint.expect("server printed its fingerprint"), url: String::new() };
+    let (mut server, addresses) = spawn_server(&owner, &["--ui", "--server-password", "ui-pw"], 2);
     assert_eq!(addresses.len(), 2, "{addresses:?}");
     let port =
         |url: &str, scheme: &str| url.strip_prefix(scheme).and_then(|a| a.rsplit(':').next()).map(str::to_string);

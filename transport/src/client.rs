@@ -302,18 +302,14 @@ impl Access for RemoteRepository {
         let mut snaps: Vec<Snapshot> = Vec::new();
         let mut after = None;
         loop {
-            let body = self.runtime.block_on(call_body(&self.conn, Request::ListSnapshotsAfter { after }))?;
-            let reply = decode_body::<Response<'_>>(&body).map_err(|e| Error::Remote(format!("connection: {e}")))?;
-            let (json, more) = match reply {
-                Response::SnapshotsPage { json, more } => (json, more),
+            let (json, more) = match self.request(Request::ListSnapshotsAfter { after }) {
+                Ok(Response::SnapshotsPage { json, more }) => (json, more),
                 // A server from before pages (2026-11-27) cannot decode the request: one reply for all.
-                Response::Error { code: ErrorCode::BadRequest, message }
-                    if after.is_none() && message.starts_with("malformed message") =>
-                {
+                Err(Error::Remote(message)) if after.is_none() && message.starts_with("malformed message") => {
                     return self.list_snapshots_at_once();
                 }
-                Response::Error { code, message } => return Err(remote_error(code, message)),
-                other => return Err(unexpected(other)),
+                Ok(other) => return Err(unexpected(other)),
+                Err(e) => return Err(e),
             };
             let page: Vec<Snapshot> = serde_json::from_slice(&json).map_err(|e| Error::Remote(e.to_string()))?;
             let Some(last) = page.last() else {

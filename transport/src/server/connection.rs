@@ -82,7 +82,7 @@ const MAX_LOGIN_FRAME: usize = 64 << 10;
 /// Most blobs a connection may have claimed (told to send) and not sent yet. An honest client has only
 /// what is on its way (thousands); claims of ids that never arrive are refused beyond it instead of
 /// growing the server's sets (about 100 bytes each).
-pub const MAX_CLAIMED: usize = 1 << 20;
+const MAX_CLAIMED: usize = 1 << 20;
 /// A connection that has not logged in this long after its handshake is closed (unless a login is being
 /// checked then: it gets another period).
 pub const LOGIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -645,6 +645,20 @@ impl Conn {
         Ok(Outgoing::Message(Response::Claimed { missing, prove }))
     }
 
+    /// The snapshots `login` may see, in (start time, id) order.
+    fn visible_snapshots(&self, login: &Login) -> Result<Vec<Snapshot>, (ErrorCode, String)> {
+        let all = self.ctx.repo.list_snapshots().map_err(engine_err)?;
+        Ok(all.into_iter().filter(|s| owns_source(&login.user, login.admin, &s.source)).collect())
+    }
+
+    /// The roots of snapshots sent to the user become readable.
+    fn reach_roots(&self, snaps: &[Snapshot]) {
+        let mut readable = lock(&self.readable);
+        for s in snaps {
+            readable.reach(s.root);
+        }
+    }
+
     /// The snapshots `login` may see that come after `after` in the listing order, as many as fit in a
     /// page; their roots become readable, as with `ListSnapshots`.
     fn snapshot_page(&self, login: &Login, after: Option<SnapshotCursor>) -> Answer {
@@ -652,16 +666,8 @@ impl Conn {
         let snaps = match cached {
             Some(listing) => listing,
             None => {
-                let mut visible: Vec<Snapshot> = self
-                    .ctx
-                    .repo
-                    .list_snapshots()
-                    .map_err(engine_err)?
-                    .into_iter()
-                    .filter(|s| owns_source(&login.user, login.admin, &s.source))
-                    .collect();
-                visible.sort_by_key(snapshot_cursor);
-                let listing = Arc::new(visible);
+                // Listed in (start time, id) order: the cursor's.
+                let listing = Arc::new(self.visible_snapshots(login)?);
                 *lock(&self.listing) = Some(listing.clone());
                 listing
             }
@@ -682,10 +688,7 @@ impl Conn {
             taken += 1;
         }
         json.push(b']');
-        let mut readable = lock(&self.readable);
-        for s in &rest[..taken] {
-            readable.reach(s.root);
-        }
+        self.reach_roots(&rest[..taken]);
         let more = taken < rest.len();
         if !more {
             *lock(&self.listing) = None;
@@ -714,16 +717,8 @@ impl Conn {
                 Ok(Outgoing::Message(Response::Done))
             }
             Request::ListSnapshots => {
-                let snaps: Vec<Snapshot> = repo
-                    .list_snapshots()
-                    .map_err(engine_err)?
-                    .into_iter()
-                    .filter(|s| owns_source(&login.user, login.admin, &s.source))
-                    .collect();
-                let mut readable = lock(&self.readable);
-                for s in &snaps {
-                    readable.reach(s.root);
-                }
+                let snaps = self.visible_snapshots(login)?;
+                self.reach_roots(&snaps);
                 Ok(Outgoing::Message(Response::Snapshots {
                     json: serde_json::to_vec(&snaps).map_err(|e| err(ErrorCode::Internal, e.to_string()))?,
                 }))

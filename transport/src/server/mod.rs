@@ -13,7 +13,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use cairn_engine::Repository;
-pub use connection::{CLOSE_NO_LOGIN, LOGIN_DEADLINE, MAX_CLAIMED};
+pub use connection::{CLOSE_NO_LOGIN, LOGIN_DEADLINE};
 pub use endpoint::{client_transport, server_endpoint, transport_config};
 
 use crate::ratelimit::LoginLimiter;
